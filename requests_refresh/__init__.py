@@ -1,0 +1,60 @@
+"""Keep requests sessions authenticated when access tokens expire.
+
+Mount a :class:`RefreshAdapter` on a :class:`requests.Session`: it attaches the token,
+refreshes it ahead of expiry and when a request is refused, and replays the request.
+One refresh per token generation, however many threads (and, with a shared store,
+processes) hit the expiry at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib.metadata import PackageNotFoundError, version
+
+from .adapter import RefreshAdapter, default_should_refresh
+from .coordinator import RefreshStats
+from .exceptions import (
+    InsecureTransportError,
+    InvalidGrantError,
+    InvalidTokenResponseError,
+    LoginRequiredError,
+    NoTokenError,
+    RefreshError,
+    RefreshTimeoutError,
+    RequestsRefreshError,
+    TokenEndpointError,
+    TokenEndpointUnavailableError,
+    TokenStoreError,
+)
+from .oauth2 import RefreshTokenGrant
+from .store import MemoryTokenStore, TokenStore
+from .token import Token
+
+__all__ = [
+    "InsecureTransportError",
+    "InvalidGrantError",
+    "InvalidTokenResponseError",
+    "LoginRequiredError",
+    "MemoryTokenStore",
+    "NoTokenError",
+    "RefreshAdapter",
+    "RefreshError",
+    "RefreshStats",
+    "RefreshTimeoutError",
+    "RefreshTokenGrant",
+    "RequestsRefreshError",
+    "Token",
+    "TokenEndpointError",
+    "TokenEndpointUnavailableError",
+    "TokenStore",
+    "TokenStoreError",
+    "__version__",
+    "default_should_refresh",
+]
+
+try:
+    __version__ = version("requests-refresh")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -1,0 +1,138 @@
+"""Errors raised by requests-refresh.
+
+Every error derives from :class:`RequestsRefreshError`, which derives from
+:class:`requests.RequestException`: code that already catches request failures
+keeps working, and code that wants to tell cases apart can catch the precise class.
+
+The tree::
+
+    RequestsRefreshError (requests.RequestException)
+    +-- LoginRequiredError            the user must sign in again
+    |   +-- NoTokenError              nothing stored: not logged in
+    |   +-- InvalidGrantError         (also a TokenEndpointError) the login is gone
+    +-- RefreshError                  a new token could not be obtained
+    |   +-- TokenEndpointError        the token endpoint answered with an error
+    |   |   +-- InvalidGrantError
+    |   |   +-- TokenEndpointUnavailableError   transient: 5xx, 429, timeout, no connection
+    |   +-- InvalidTokenResponseError the token endpoint's answer is not a usable token
+    |   +-- RefreshTimeoutError       waited longer than ``refresh_timeout`` for a refresh
+    +-- TokenStoreError               the token store cannot be read, written or locked
+    +-- InsecureTransportError        a token would have gone over plain http
+
+Messages say what to do next and never contain a token or a client secret.
+Every error pickles and copies cleanly: extra data is keyword-only with defaults and
+lives in the instance's ``__dict__``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+__all__ = [
+    "InsecureTransportError",
+    "InvalidGrantError",
+    "InvalidTokenResponseError",
+    "LoginRequiredError",
+    "NoTokenError",
+    "RefreshError",
+    "RefreshTimeoutError",
+    "RequestsRefreshError",
+    "TokenEndpointError",
+    "TokenEndpointUnavailableError",
+    "TokenStoreError",
+]
+
+
+class RequestsRefreshError(requests.RequestException):
+    """Root of every error raised by requests-refresh."""
+
+
+class LoginRequiredError(RequestsRefreshError):
+    """The stored login cannot be used any more: the user must sign in again."""
+
+
+class NoTokenError(LoginRequiredError):
+    """No token is stored (or it has no refresh token): nothing to send or refresh.
+
+    Save a token to the store after signing in, e.g. ``store.save(Token(...))``.
+    """
+
+
+class RefreshError(RequestsRefreshError):
+    """A new access token could not be obtained."""
+
+
+class TokenEndpointError(RefreshError):
+    """The token endpoint answered with an error (RFC 6749 section 5.2).
+
+    Attributes:
+        error: the ``error`` code the server sent (``"invalid_client"``, ...), or None.
+        error_description: the server's ``error_description``, or None.
+        status_code: the HTTP status of the answer, or None when there was no answer.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        error: str | None = None,
+        error_description: str | None = None,
+        status_code: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.error = error
+        self.error_description = error_description
+        self.status_code = status_code
+
+
+class InvalidGrantError(TokenEndpointError, LoginRequiredError):
+    """The refresh token was rejected (``invalid_grant``): the login is gone.
+
+    It has expired, been revoked, or was already used. Sign in again and save the new
+    token to the store; requests pick it up without a restart.
+    """
+
+
+class TokenEndpointUnavailableError(TokenEndpointError):
+    """The token endpoint could not answer now: 5xx, 429, a timeout, or no connection.
+
+    This is transient: the adapter waits a cool-off (at least ``retry_after`` seconds
+    when the server sent ``Retry-After``) before it tries again.
+
+    Attributes:
+        retry_after: seconds the server asked us to wait, or None.
+    """
+
+    def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.retry_after = retry_after
+
+
+class InvalidTokenResponseError(RefreshError):
+    """The token endpoint answered, but not with a usable token (RFC 6749 section 5.1)."""
+
+
+class RefreshTimeoutError(RefreshError):
+    """A request waited longer than ``refresh_timeout`` for another thread's refresh."""
+
+
+class TokenStoreError(RequestsRefreshError):
+    """The token store could not be read, written or locked.
+
+    Attributes:
+        path: the file concerned, when there is one.
+    """
+
+    def __init__(self, *args: Any, path: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.path = path
+
+
+class InsecureTransportError(RequestsRefreshError):
+    """A bearer token would have been sent over plain http to a host other than loopback.
+
+    Use https, or pass ``allow_insecure_http=True`` to the adapter if the network
+    between you and that host is trusted.
+    """

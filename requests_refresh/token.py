@@ -1,0 +1,252 @@
+"""The token value: an access token, its refresh token and when it expires."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from .exceptions import InvalidTokenResponseError
+
+__all__ = ["Token"]
+
+#: Longest ``expires_in`` accepted from a token endpoint: ten years. Anything larger is
+#: a server bug (or an overflow waiting to happen), not a lifetime.
+MAX_EXPIRES_IN = 10 * 365 * 24 * 3600
+
+# Fields of a token response (RFC 6749 section 5.1) that Token models itself; any other
+# field (id_token, vendor fields) is kept in Token.extra.
+_RESPONSE_FIELDS = frozenset(
+    {"access_token", "token_type", "expires_in", "refresh_token", "scope"}
+)
+_DICT_FIELDS = frozenset(
+    {"access_token", "token_type", "expires_at", "issued_at", "refresh_token", "scope", "extra"}
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Token:
+    """An access token with what is needed to use and renew it. Immutable.
+
+    A refresh produces a new ``Token``; none is ever changed in place. ``repr()`` shows
+    which fields are set, never a secret.
+
+    Attributes:
+        access_token: the secret sent in the ``Authorization`` header.
+        refresh_token: the secret exchanged for a new token, or None.
+        expires_at: when the access token expires, in epoch seconds, or None if unknown.
+        token_type: the scheme of the ``Authorization`` header; ``"Bearer"`` by default.
+        scope: the granted scope as the server sent it, or None.
+        issued_at: when the token was obtained, in epoch seconds, or None if unknown.
+            With ``expires_at`` it gives the token's lifetime.
+        extra: every other field of the token response (``id_token``, vendor fields).
+            It may hold secrets too and is never shown by ``repr()``.
+    """
+
+    access_token: str
+    refresh_token: str | None = None
+    expires_at: float | None = None
+    token_type: str = "Bearer"  # noqa: S105 - the scheme's name, not a secret
+    scope: str | None = None
+    issued_at: float | None = None
+    extra: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.access_token, str) or not self.access_token:
+            raise ValueError("access_token must be a non-empty string")
+        if self.refresh_token is not None and (
+            not isinstance(self.refresh_token, str) or not self.refresh_token
+        ):
+            raise ValueError("refresh_token must be a non-empty string or None")
+        if not isinstance(self.token_type, str) or not self.token_type.strip():
+            raise ValueError("token_type must be a non-empty string")
+        for name in ("expires_at", "issued_at"):
+            value = getattr(self, name)
+            if value is not None and not _is_finite_number(value):
+                raise ValueError(f"{name} must be a finite number of epoch seconds or None")
+        if self.scope is not None and not isinstance(self.scope, str):
+            raise ValueError("scope must be a string or None")
+        if not isinstance(self.extra, Mapping):
+            raise ValueError("extra must be a mapping")
+        # A private copy, so that nobody can change a token through the dict they passed.
+        object.__setattr__(self, "extra", dict(self.extra))
+
+    def __repr__(self) -> str:
+        parts = [
+            "access_token=<redacted>",
+            f"refresh_token={'<redacted>' if self.refresh_token else None}",
+            f"token_type={self.token_type!r}",
+            f"expires_at={self.expires_at!r}",
+        ]
+        if self.scope is not None:
+            parts.append(f"scope={self.scope!r}")
+        if self.extra:
+            parts.append(f"extra_fields={sorted(self.extra)!r}")
+        return f"Token({', '.join(parts)})"
+
+    @property
+    def authorization(self) -> str:
+        """The value of the ``Authorization`` header: ``"<token_type> <access_token>"``."""
+        return f"{self.token_type} {self.access_token}"
+
+    def expires_in(self, now: float | None = None) -> float | None:
+        """Seconds until the access token expires (negative once expired), or None."""
+        if self.expires_at is None:
+            return None
+        return self.expires_at - (time.time() if now is None else now)
+
+    def is_expired(self, now: float | None = None) -> bool:
+        """Whether the access token has expired. A token with no expiry never has."""
+        remaining = self.expires_in(now)
+        return remaining is not None and remaining <= 0
+
+    def refresh_due_at(self, leeway: float) -> float | None:
+        """When to refresh ahead of expiry, in epoch seconds, or None for never.
+
+        That is ``leeway`` seconds before ``expires_at``, but never more than half the
+        token's lifetime, so a token that lives 2 seconds is not refreshed on every use.
+        """
+        if self.expires_at is None:
+            return None
+        if self.issued_at is not None:
+            leeway = min(leeway, max(0.0, self.expires_at - self.issued_at) / 2)
+        return self.expires_at - leeway
+
+    @classmethod
+    def from_response(cls, payload: object, now: float | None = None) -> Token:
+        """Parse a successful token response (RFC 6749 section 5.1).
+
+        ``expires_in`` becomes ``expires_at`` counted from ``now`` (default: the current
+        time). ``token_type`` is case-insensitive (``"bearer"`` becomes ``"Bearer"``) and
+        defaults to ``"Bearer"`` when absent. A missing ``refresh_token`` stays missing;
+        :class:`RefreshTokenGrant` keeps the old one in that case. Every other field is
+        kept in :attr:`extra`.
+
+        Raises:
+            InvalidTokenResponseError: the payload is not a usable token response. The
+                message names the field and what is wrong with it, never its secret value.
+        """
+        if not isinstance(payload, Mapping):
+            raise InvalidTokenResponseError(
+                f"the token response is not a JSON object (got {type(payload).__name__})"
+            )
+        now = time.time() if now is None else now
+        access_token = payload.get("access_token")
+        if not isinstance(access_token, str) or not access_token:
+            raise InvalidTokenResponseError(
+                "the token response has no access_token"
+                if access_token is None
+                else "the token response's access_token is not a non-empty string"
+            )
+        refresh_token = payload.get("refresh_token")
+        if refresh_token is not None and (not isinstance(refresh_token, str) or not refresh_token):
+            raise InvalidTokenResponseError(
+                "the token response's refresh_token is not a non-empty string"
+            )
+        token_type = payload.get("token_type", "Bearer")
+        if not isinstance(token_type, str) or not token_type.strip():
+            raise InvalidTokenResponseError(
+                "the token response's token_type is not a non-empty string"
+            )
+        token_type = token_type.strip()
+        if token_type.lower() == "bearer":
+            token_type = "Bearer"  # noqa: S105 - the scheme's name, not a secret
+        expires_in = _parse_expires_in(payload.get("expires_in"))
+        return cls(
+            access_token=access_token,
+            refresh_token=refresh_token,
+            expires_at=None if expires_in is None else now + expires_in,
+            token_type=token_type,
+            scope=_parse_scope(payload.get("scope")),
+            issued_at=now,
+            extra={k: v for k, v in payload.items() if k not in _RESPONSE_FIELDS},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict that :meth:`from_dict` turns back into an equal token.
+
+        It contains the secrets: store it only where secrets belong.
+        """
+        data: dict[str, Any] = {"access_token": self.access_token, "token_type": self.token_type}
+        for name in ("refresh_token", "expires_at", "issued_at", "scope"):
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = value
+        if self.extra:
+            data["extra"] = dict(self.extra)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: object) -> Token:
+        """Rebuild a token from :meth:`to_dict` output.
+
+        Raises:
+            ValueError: ``data`` is not such a dict. The message names the problem,
+                never a secret.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a stored token must be a JSON object, not {type(data).__name__}")
+        unknown = set(data) - _DICT_FIELDS
+        if unknown:
+            raise ValueError(f"a stored token has unknown fields: {sorted(map(str, unknown))}")
+        if "access_token" not in data:
+            raise ValueError("a stored token has no access_token")
+        extra = data.get("extra", {})
+        if not isinstance(extra, Mapping):
+            raise ValueError("a stored token's extra must be a JSON object")
+        return cls(
+            access_token=data["access_token"],
+            refresh_token=data.get("refresh_token"),
+            expires_at=data.get("expires_at"),
+            token_type=data.get("token_type", "Bearer"),
+            scope=data.get("scope"),
+            issued_at=data.get("issued_at"),
+            extra=extra,
+        )
+
+
+def _is_finite_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _parse_expires_in(value: object) -> float | None:
+    """Seconds from an ``expires_in`` field, or None when absent.
+
+    Numeric strings (``"3599"``) are accepted: some identity providers send them.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            number: float = float(value.strip()) if value.strip().isascii() else math.nan
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number):
+            raise InvalidTokenResponseError(
+                "the token response's expires_in is a string that is not a number of seconds"
+            )
+    elif _is_finite_number(value):
+        number = float(value)  # type: ignore[arg-type]  # checked by _is_finite_number
+    else:
+        raise InvalidTokenResponseError(
+            f"the token response's expires_in is not a number (got {type(value).__name__})"
+        )
+    if number <= 0:
+        raise InvalidTokenResponseError(
+            "the token response's expires_in is not positive: the token would be born expired"
+        )
+    if number > MAX_EXPIRES_IN:
+        raise InvalidTokenResponseError(
+            "the token response's expires_in is more than ten years: refusing to trust it"
+        )
+    return number
+
+
+def _parse_scope(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return " ".join(value)
+    raise InvalidTokenResponseError("the token response's scope is not a string")
