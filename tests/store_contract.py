@@ -50,7 +50,8 @@ class TokenStoreContract:
         store.save(token)
         loaded = reopen.load()
         assert loaded == token
-        assert loaded is not None and loaded.extra == token.extra
+        assert loaded is not None
+        assert loaded.extra == token.extra
 
     def test_minimal_token_round_trips(self, store: TokenStore, reopen: TokenStore) -> None:
         """A token with only an access token round-trips, its missing fields still missing."""
