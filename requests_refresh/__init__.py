@@ -26,11 +26,13 @@ from .exceptions import (
     TokenEndpointUnavailableError,
     TokenStoreError,
 )
+from .file_store import FileTokenStore
 from .oauth2 import RefreshTokenGrant
 from .store import MemoryTokenStore, TokenStore
 from .token import Token
 
 __all__ = [
+    "FileTokenStore",
     "InsecureTransportError",
     "InvalidGrantError",
     "InvalidTokenResponseError",

@@ -1,0 +1,1 @@
+"""Programs the tests run as separate processes, and the helper that runs them."""
