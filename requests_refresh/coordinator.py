@@ -340,15 +340,20 @@ class Coordinator:
                         " the new token to the store"
                     )
                 if stored != basis:
-                    return stored, True, True
+                    if not self._is_due(stored):
+                        return stored, True, True
+                    # Another process stored a token that is already due (its holder
+                    # went quiet): adopting it would send a token about to be refused.
+                    # Its refresh token is the newest one, so refresh that instead.
+                    token = stored
                 try:
                     result: object = self._refresher(token)
                 except InvalidGrantError:
                     # Not a reason to give up yet: a new login may have been stored
                     # meanwhile by something that does not take the lock.
-                    stored = self._store.load()
-                    if stored is not None and stored != basis:
-                        return stored, True, True
+                    again = self._store.load()
+                    if again is not None and again != stored:
+                        return again, True, True
                     raise
                 if not isinstance(result, Token):
                     return RefreshError(
@@ -381,6 +386,11 @@ class Coordinator:
             return error
         self._call_hook(token, new)
         return new, False, saved
+
+    def _is_due(self, token: Token) -> bool:
+        """Whether ``token`` has reached the point where it is refreshed ahead of expiry."""
+        due = token.refresh_due_at(self._leeway)
+        return due is not None and self._clock() >= due
 
     def _call_hook(self, old: Token, new: Token) -> None:
         if self._on_refresh is None:
