@@ -161,13 +161,25 @@ class Coordinator:
         with self._cond:
             while True:
                 current = self._load_if_needed()
+                # A token past its refresh point is renewed whatever refused it (unless a
+                # failure is cooling off): a replay with it could arrive after it expired,
+                # and a refusal of it may be that expiry, not a refusal to retry.
+                now = self._clock()
+                due = (
+                    now >= current.refresh_due_at
+                    and now >= self._cooloff_until
+                    and self._dead is None
+                )
                 if current.generation != generation:
-                    logger.debug(
-                        "generation %d was refused but %d is current: replaying without refresh",
-                        generation,
-                        current.generation,
-                    )
-                    return current.token, current.generation
+                    if not due:
+                        logger.debug(
+                            "generation %d was refused but %d is current: replaying"
+                            " without refresh",
+                            generation,
+                            current.generation,
+                        )
+                        return current.token, current.generation
+                    generation = current.generation
                 if self._refreshing:
                     self._wait_for_refresh(deadline)
                     continue
@@ -176,7 +188,11 @@ class Coordinator:
                 now = self._clock()
                 if now < self._cooloff_until and self._error is not None:
                     raise self._error
-                if generation == self._reactive_generation and now < self._refused_until:
+                if (
+                    generation == self._reactive_generation
+                    and now < self._refused_until
+                    and not due
+                ):
                     logger.debug(
                         "generation %d was obtained for a refused request and is refused"
                         " again: returning the 401 without a refresh",
