@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import datetime
+import importlib
 import sys
 import threading
 import time
@@ -11,9 +13,12 @@ from collections.abc import Sequence
 import requests
 
 from .adapter import RefreshAdapter
+from .exceptions import TokenStoreError
+from .file_store import DEFAULT_KEY, FileTokenStore
 from .oauth2 import RefreshTokenGrant
-from .store import MemoryTokenStore
+from .store import MemoryTokenStore, TokenStore
 from .testing import AuthorizationServer
+from .token import Token
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,8 +51,124 @@ def main(argv: Sequence[str] | None = None) -> int:
             " expiry itself, so the threads hit it together: the storm case"
         ),
     )
+    _add_token_commands(commands)
     args = parser.parse_args(argv)
+    if args.command == "token":
+        return run_token_command(args)
     return run_demo(args.threads, args.seconds, args.ttl, args.leeway)
+
+
+def _add_token_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    token = commands.add_parser(
+        "token",
+        help="show or clear a stored token",
+        description="Show what a token store holds (secrets masked), or remove it.",
+    )
+    actions = token.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, summary in (
+        ("show", "print the stored token: secrets masked, expiry in human terms"),
+        ("clear", "remove the stored token (one key of a token file)"),
+    ):
+        action = actions.add_parser(name, help=summary, description=summary)
+        where = action.add_mutually_exclusive_group(required=True)
+        where.add_argument("--file", metavar="PATH", help="a FileTokenStore's JSON file")
+        where.add_argument(
+            "--keyring",
+            nargs=2,
+            metavar=("SERVICE", "USERNAME"),
+            help="a KeyringTokenStore's entry in the OS keyring",
+        )
+        action.add_argument(
+            "--key", help=f"the login's key in the file (default: {DEFAULT_KEY!r})"
+        )
+
+
+def run_token_command(args: argparse.Namespace) -> int:
+    """``token show`` / ``token clear``: returns the exit status."""
+    if args.key is not None and args.file is None:
+        print("requests-refresh: --key goes with --file", file=sys.stderr)
+        return 2
+    try:
+        store, where = _open_store(args)
+        if args.action == "clear":
+            if store.load() is None:
+                print(f"nothing to clear: no token is stored in {where}")
+            else:
+                store.clear()
+                print(f"removed the token stored in {where}")
+            return 0
+        token = store.load()
+    except (TokenStoreError, ImportError) as exc:
+        print(f"requests-refresh: {exc}", file=sys.stderr)
+        return 1
+    if token is None:
+        print(
+            f"requests-refresh: no token is stored in {where}: sign in, then save the token"
+            " with store.save(token)",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"token stored in {where}")
+    for name, value in describe_token(token, time.time()):
+        print(f"  {name:<14} {value}")
+    return 0
+
+
+def _open_store(args: argparse.Namespace) -> tuple[TokenStore, str]:
+    if args.file is not None:
+        store = FileTokenStore(args.file, args.key)
+        return store, f"{store.path} under key {store.key!r}"
+    service, username = args.keyring
+    # Imported only here: it needs the keyring extra, which --file does not.
+    keyring_store = importlib.import_module(".keyring_store", __package__)
+    store = keyring_store.KeyringTokenStore(service, username)
+    if not isinstance(store, TokenStore):  # pragma: no cover - a broken install
+        raise TypeError("KeyringTokenStore is not a TokenStore")
+    return store, f"the keyring ({service!r}, {username!r})"
+
+
+def describe_token(token: Token, now: float) -> list[tuple[str, str]]:
+    """The rows ``token show`` prints: every field, secrets masked."""
+    rows = [
+        ("access_token", _mask(token.access_token)),
+        ("refresh_token", _mask(token.refresh_token)),
+        ("token_type", token.token_type),
+        ("scope", token.scope if token.scope is not None else "<none>"),
+        ("issued_at", _moment(token.issued_at, now, "issued")),
+        ("expires_at", _moment(token.expires_at, now, "expires")),
+    ]
+    if token.extra:
+        rows.append(("extra fields", ", ".join(sorted(map(str, token.extra)))))
+    return rows
+
+
+def _mask(secret: str | None) -> str:
+    return "<none>" if secret is None else f"<set, {len(secret)} chars>"
+
+
+def _moment(when: float | None, now: float, verb: str) -> str:
+    if when is None:
+        return "never (no expiry given)" if verb == "expires" else "<unknown>"
+    iso = datetime.datetime.fromtimestamp(when, datetime.timezone.utc).isoformat(
+        timespec="seconds"
+    )
+    span = _duration(abs(when - now))
+    if verb == "issued":
+        relative = f"{span} ago" if when <= now else f"in {span} (clock skew?)"
+    else:
+        relative = f"expires in {span}" if when > now else f"expired {span} ago"
+    return f"{iso} ({relative})"
+
+
+def _duration(seconds: float) -> str:
+    """``42 s``, ``5 min``, ``3 h``, ``12 days``: rounded to the unit that reads best."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"
 
 
 def run_demo(threads: int, seconds: float, ttl: float, leeway: float) -> int:
