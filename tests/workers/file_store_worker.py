@@ -140,7 +140,7 @@ def save_loop(path: str, rounds: int) -> None:
         os.close(ready_write)
         os.read(ready_read, 1)  # the child is saving
         os.close(ready_read)
-        time.sleep(random.uniform(0, 0.01))  # noqa: S311 - the moment of the kill, not a wait
+        time.sleep(random.uniform(0, 0.03))  # noqa: S311 - the moment of the kill, not a wait
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         say(f"killed {round_}")
