@@ -258,6 +258,11 @@ class Coordinator:
                         )
                         return current.token, current.generation
                     raise error
+                # Use what the refresh gave, as it is: checking it again would refresh in
+                # a loop if a refresher hands out tokens that are already due.
+                installed = self._current
+                assert installed is not None  # noqa: S101 - _refresh installed it
+                return installed.token, installed.generation
 
     def _load_if_needed(self) -> _Current:
         """The current token; loads the store at start, and after a dead login.
