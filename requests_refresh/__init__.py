@@ -26,6 +26,7 @@ from .exceptions import (
     TokenEndpointUnavailableError,
     TokenStoreError,
 )
+from .keyring_store import KeyringTokenStore
 from .oauth2 import RefreshTokenGrant
 from .store import MemoryTokenStore, TokenStore
 from .token import Token
@@ -34,6 +35,7 @@ __all__ = [
     "InsecureTransportError",
     "InvalidGrantError",
     "InvalidTokenResponseError",
+    "KeyringTokenStore",
     "LoginRequiredError",
     "MemoryTokenStore",
     "NoTokenError",
