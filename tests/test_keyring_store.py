@@ -446,3 +446,34 @@ def test_the_adapter_keeps_refreshed_tokens_in_the_keyring(
     assert stored is not None
     assert stored.refresh_token not in (None, login.refresh_token)
     assert adapter.stats.refreshes == 1
+
+
+def test_reads_during_saves_of_long_tokens_see_whole_tokens(
+    json_keyring: JsonFileKeyring, tmp_path: Path
+) -> None:
+    """A reader racing a writer of multi-part tokens gets one whole token each time."""
+    tokens = [jwt_pair(4096), jwt_pair(5000), jwt_pair(2500)]
+    writer = make_store(json_keyring, tmp_path)
+    reader = make_store(JsonFileKeyring(json_keyring.path), tmp_path)
+    writer.save(tokens[0])
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for n in range(12):
+                writer.save(tokens[n % len(tokens)])
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    seen = []
+    while not done.is_set():
+        seen.append(reader.load())
+    thread.join(timeout=60)
+    assert not errors
+    assert seen
+    assert all(token in tokens for token in seen)
