@@ -27,6 +27,7 @@ from .exceptions import (
     TokenStoreError,
 )
 from .file_store import FileTokenStore
+from .keyring_store import KeyringTokenStore
 from .oauth2 import RefreshTokenGrant
 from .store import MemoryTokenStore, TokenStore
 from .token import Token
@@ -36,6 +37,7 @@ __all__ = [
     "InsecureTransportError",
     "InvalidGrantError",
     "InvalidTokenResponseError",
+    "KeyringTokenStore",
     "LoginRequiredError",
     "MemoryTokenStore",
     "NoTokenError",
