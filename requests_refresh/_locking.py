@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import filelock
 
@@ -44,3 +46,61 @@ def hold_file_lock(path: str | os.PathLike[str], timeout: float) -> Iterator[Non
         yield
     finally:
         lock.release()
+
+
+class StoreLock:
+    """The lock of a store shared between processes, re-entrant within a thread.
+
+    Threads of this process queue on a thread lock first, so that at most one of them
+    waits on (and holds) the file lock at a time; the thread holding it may enter again
+    (a store's ``save()`` inside the adapter's ``with store.lock()``). Both waits are
+    bounded by ``timeout``.
+
+    Args:
+        path: the lock file.
+        timeout: the longest wait, in seconds, for a thread or for another process.
+        prepare: called before the file lock is taken, e.g. to create its directory.
+    """
+
+    def __init__(
+        self, path: Path, timeout: float, prepare: Callable[[], None] | None = None
+    ) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._prepare = prepare
+        self._thread_lock = threading.RLock()
+        self._depth = 0  # how many hold() blocks the owning thread is in
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Hold the lock for the block.
+
+        Raises:
+            TokenStoreError: the lock was not free within ``timeout`` seconds, or the lock
+                file cannot be created. The error names the lock file.
+        """
+        if not self._thread_lock.acquire(timeout=self.timeout):
+            raise TokenStoreError(
+                f"could not lock {self.path} within {self.timeout:g} s: another thread of"
+                " this process is holding it (a refresh in progress, or a stuck thread);"
+                " try again, or raise lock_timeout",
+                path=str(self.path),
+            )
+        try:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            if self._prepare is not None:
+                self._prepare()
+            with hold_file_lock(self.path, self.timeout):
+                self._depth = 1
+                try:
+                    yield
+                finally:
+                    self._depth = 0
+        finally:
+            self._thread_lock.release()

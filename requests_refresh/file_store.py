@@ -7,13 +7,12 @@ import json
 import os
 import stat
 import tempfile
-import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ._locking import DEFAULT_LOCK_TIMEOUT, hold_file_lock
+from ._locking import DEFAULT_LOCK_TIMEOUT, StoreLock
 from .exceptions import TokenStoreError
 from .store import TokenStore
 from .token import Token
@@ -82,10 +81,7 @@ class FileTokenStore(TokenStore):
         self.key = DEFAULT_KEY if key is None else key
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.lock_timeout = float(lock_timeout)
-        # Threads of this process take this first, so that at most one of them waits on
-        # (and holds) the file lock at a time; its owner may take lock() again.
-        self._thread_lock = threading.RLock()
-        self._depth = 0  # how many lock() blocks the owning thread is in
+        self._lock = StoreLock(self.lock_path, self.lock_timeout, prepare=self._make_directory)
         self._warned = False
 
     def __repr__(self) -> str:
@@ -163,29 +159,8 @@ class FileTokenStore(TokenStore):
             TokenStoreError: the lock was not free within ``lock_timeout`` seconds (the
                 message names the lock file), or the lock file cannot be created.
         """
-        if not self._thread_lock.acquire(timeout=self.lock_timeout):
-            raise TokenStoreError(
-                f"could not lock {self.lock_path} within {self.lock_timeout:g} s: another"
-                " thread of this process is holding it; try again, or raise lock_timeout",
-                path=str(self.lock_path),
-            )
-        try:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield
-                finally:
-                    self._depth -= 1
-                return
-            self._make_directory()
-            with hold_file_lock(self.lock_path, self.lock_timeout):
-                self._depth = 1
-                try:
-                    yield
-                finally:
-                    self._depth = 0
-        finally:
-            self._thread_lock.release()
+        with self._lock.hold():
+            yield
 
     # -- the file ---------------------------------------------------------------------------
 

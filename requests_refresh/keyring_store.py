@@ -35,12 +35,11 @@ import json
 import math
 import os
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ._locking import DEFAULT_LOCK_TIMEOUT, hold_file_lock
+from ._locking import DEFAULT_LOCK_TIMEOUT, StoreLock
 from .exceptions import TokenStoreError
 from .store import TokenStore
 from .token import Token
@@ -162,8 +161,9 @@ class KeyringTokenStore(TokenStore):
         self._backend = backend
         self._get_keyring: Callable[[], KeyringBackend] = keyring.get_keyring
         self._max_part_size = max_part_size
-        self._mutex = threading.RLock()
-        self._depth = 0  # how deep the thread holding _mutex is in lock()
+        self._lock = StoreLock(
+            self._lock_path, self._lock_timeout, prepare=self._make_lock_directory
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(service={self._service!r}, username={self._username!r})"
@@ -238,30 +238,8 @@ class KeyringTokenStore(TokenStore):
             TokenStoreError: the lock was not free within ``lock_timeout`` seconds, or
                 the lock file cannot be created.
         """
-        if not self._mutex.acquire(timeout=self._lock_timeout):
-            raise TokenStoreError(
-                f"could not lock {self._lock_path} within {self._lock_timeout:g} s: another"
-                " thread of this process is holding it (a refresh in progress, or a stuck"
-                " thread); try again, or raise lock_timeout",
-                path=str(self._lock_path),
-            )
-        try:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield
-                finally:
-                    self._depth -= 1
-            else:
-                self._make_lock_directory()
-                with hold_file_lock(self._lock_path, self._lock_timeout):
-                    self._depth = 1
-                    try:
-                        yield
-                    finally:
-                        self._depth = 0
-        finally:
-            self._mutex.release()
+        with self._lock.hold():
+            yield
 
     # -- reading ------------------------------------------------------------------------
 
