@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib
 import sys
 import threading
 import time
@@ -15,6 +14,7 @@ import requests
 from .adapter import RefreshAdapter
 from .exceptions import TokenStoreError
 from .file_store import DEFAULT_KEY, FileTokenStore
+from .keyring_store import KeyringTokenStore
 from .oauth2 import RefreshTokenGrant
 from .store import MemoryTokenStore, TokenStore
 from .testing import AuthorizationServer
@@ -119,12 +119,8 @@ def _open_store(args: argparse.Namespace) -> tuple[TokenStore, str]:
         store = FileTokenStore(args.file, args.key)
         return store, f"{store.path} under key {store.key!r}"
     service, username = args.keyring
-    # Imported only here: it needs the keyring extra, which --file does not.
-    keyring_store = importlib.import_module(".keyring_store", __package__)
-    store = keyring_store.KeyringTokenStore(service, username)
-    if not isinstance(store, TokenStore):  # pragma: no cover - a broken install
-        raise TypeError("KeyringTokenStore is not a TokenStore")
-    return store, f"the keyring ({service!r}, {username!r})"
+    # Constructing it imports keyring: an ImportError here names the extra to install.
+    return KeyringTokenStore(service, username), f"the keyring ({service!r}, {username!r})"
 
 
 def describe_token(token: Token, now: float) -> list[tuple[str, str]]:

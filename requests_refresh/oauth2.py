@@ -32,6 +32,9 @@ ClientAuthMethod = Literal["client_secret_basic", "client_secret_post", "none"]
 _TRANSIENT_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
 _RESERVED_PARAMS = frozenset({"grant_type", "refresh_token", "client_id", "client_secret"})
 _MAX_DESCRIPTION = 300
+# Secrets shorter than this are not searched for in server messages: masking every "s"
+# of a one-letter test secret would garble the message and protect nothing.
+_MIN_REDACTED_LENGTH = 4
 
 
 class RefreshTokenGrant:
@@ -259,7 +262,7 @@ class RefreshTokenGrant:
     def _redact(self, text: str, token: Token) -> str:
         """The server's description, cut short, with any of our secrets masked."""
         for secret in (token.refresh_token, token.access_token, self._client_secret):
-            if secret:
+            if secret and len(secret) >= _MIN_REDACTED_LENGTH:
                 text = text.replace(secret, "<redacted>")
         if len(text) > _MAX_DESCRIPTION:
             text = text[:_MAX_DESCRIPTION] + "..."

@@ -197,6 +197,17 @@ UNAVAILABLE, MALFORMED = TokenEndpointUnavailableError, InvalidTokenResponseErro
 HTML = {"Content-Type": "text/html"}
 
 
+def test_a_very_short_client_secret_does_not_garble_messages() -> None:
+    """Redaction skips one-letter secrets: 'refresh token already used' stays readable."""
+    with AuthorizationServer(client_secret="s") as server:
+        login = server.login()
+        with RefreshTokenGrant(server.token_url, server.client_id, "s") as grant:
+            grant(login)
+            with pytest.raises(InvalidGrantError) as caught:
+                grant(login)
+    assert caught.value.error_description == "refresh token already used"
+
+
 @pytest.mark.parametrize(
     ("status", "body", "headers", "error_type", "message"),
     [

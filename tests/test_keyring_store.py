@@ -28,6 +28,7 @@ from requests_refresh import (
     TokenStore,
     TokenStoreError,
 )
+from requests_refresh.cli import main
 from requests_refresh.keyring_store import DEFAULT_MAX_PART_SIZE, default_lock_path
 from requests_refresh.testing import AuthorizationServer
 
@@ -477,3 +478,21 @@ def test_reads_during_saves_of_long_tokens_see_whole_tokens(
     assert not errors
     assert seen
     assert all(token in tokens for token in seen)
+
+
+def test_cli_shows_and_clears_a_token_in_the_keyring(
+    json_keyring: JsonFileKeyring,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`token show/clear --keyring SERVICE USERNAME` read and remove the keyring entry."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    KeyringTokenStore("svc", "me").save(make_token(1, expires_at=time.time() + 600))
+    assert main(["token", "show", "--keyring", "svc", "me"]) == 0
+    out = capsys.readouterr().out
+    assert "secret" not in out
+    assert "the keyring ('svc', 'me')" in out
+    assert "expires in 10 min" in out
+    assert main(["token", "clear", "--keyring", "svc", "me"]) == 0
+    assert KeyringTokenStore("svc", "me").load() is None
