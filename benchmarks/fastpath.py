@@ -28,9 +28,9 @@ THROUGHPUT_TARGET = 0.97
 @dataclasses.dataclass(frozen=True)
 class FastpathConfig:
     rounds: int = 7
-    requests_1: int = 2000  # per configuration and round, 1 thread
+    requests_1: int = 500  # per configuration and round, 1 thread
     threads: int = 32
-    requests_per_thread: int = 100  # per configuration and round, at `threads` threads
+    requests_per_thread: int = 20  # per configuration and round, at `threads` threads
 
 
 @dataclasses.dataclass
