@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import urllib.parse
 
@@ -28,3 +29,18 @@ def require_safe_transport(url: str) -> None:
         " use https, or pass allow_insecure_http=True to RefreshAdapter if that network is"
         " trusted"
     )
+
+
+def require_safe_origin(url: str) -> None:
+    """:func:`require_safe_transport`, remembered per origin: for the per-request path.
+
+    The answer depends only on the scheme and host, so it is computed once per origin
+    (a refusal is not remembered: it raises every time).
+    """
+    end = url.find("/", url.find("//") + 2)
+    _require_safe_origin(url if end < 0 else url[:end])
+
+
+@functools.lru_cache(maxsize=256)
+def _require_safe_origin(origin: str) -> None:
+    require_safe_transport(origin)

@@ -13,7 +13,7 @@ from requests.models import PreparedRequest, Response
 from requests.utils import rewind_body
 from urllib3.util.retry import Retry
 
-from ._transport import require_safe_transport
+from ._transport import require_safe_origin
 from .coordinator import Coordinator, Refresher, RefreshHook, RefreshStats
 from .store import TokenStore
 
@@ -170,7 +170,7 @@ class RefreshAdapter(HTTPAdapter):
         if self._prefixes and not url.lower().startswith(self._prefixes):
             return super().send(request, stream, timeout, verify, cert, proxies)
         if not self.allow_insecure_http and not url.startswith("https:"):
-            require_safe_transport(url)
+            require_safe_origin(url)
 
         token, generation = self._coordinator.acquire()
         response = super().send(
