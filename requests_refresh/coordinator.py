@@ -242,6 +242,11 @@ class Coordinator:
                         )
                         return current.token, current.generation
                     raise error
+                # The request that refreshed uses the new token even if it is due
+                # already (see _install): checking again could refresh without end.
+                fresh = self._current
+                assert fresh is not None  # noqa: S101 - a successful refresh installed it
+                return fresh.token, fresh.generation
 
     def _load_if_needed(self) -> _Current:
         """The current token; loads the store at start, and after a dead login.
@@ -315,7 +320,7 @@ class Coordinator:
             logger.info("adopted a token stored by another process or login")
         else:
             self._count(refreshes=1)
-        self._install(new, basis=new if saved else basis)
+        self._install(new, basis=new if saved else basis, fresh=not adopted)
         if not adopted:
             logger.info(
                 "token refreshed: generation %d, expires in %s",
@@ -423,11 +428,27 @@ class Coordinator:
         ceiling = min(self._max_cooloff, self._cooloff * 2 ** min(attempt - 1, 30))
         return self._random.uniform(ceiling / 2, ceiling)
 
-    def _install(self, token: Token, *, basis: Token | None) -> _Current:
-        """Make ``token`` the current one, as a new generation (lock held)."""
+    def _install(self, token: Token, *, basis: Token | None, fresh: bool = False) -> _Current:
+        """Make ``token`` the current one, as a new generation (lock held).
+
+        A ``fresh`` token (just refreshed) that is already due, because our clock is
+        ahead of the server's or it lives shorter than the leeway without saying when
+        it was issued, is used for a cool-off before the next refresh: refreshing it at
+        once would refresh on every request, or forever within one.
+        """
         self._generation += 1
         self._basis = basis
         due = token.refresh_due_at(self._leeway)
+        now = self._clock()
+        if fresh and due is not None and due <= now:
+            delay = self._backoff(1)
+            logger.warning(
+                "the new token is already due for refresh (expires in %s): using it for"
+                " %.1f s; check the clock, or lower leeway",
+                _describe_expiry(token, now),
+                delay,
+            )
+            due = now + delay
         current = _Current(
             token=token,
             generation=self._generation,
