@@ -229,11 +229,13 @@ class Coordinator:
                     if still_valid or self._error is None:
                         return current.token, current.generation
                     raise self._error
+                refreshes = self._stats.refreshes
                 error = self._refresh(
                     current, reason="token expiring" if still_valid else "token expired"
                 )
                 if error is not None:
-                    if still_valid:
+                    # The refresh took time: the token may have expired meanwhile.
+                    if self._clock() < current.expires_at:
                         logger.warning(
                             "refresh ahead of expiry failed (%s); the current token is"
                             " still valid for %.1f s and stays in use",
@@ -244,9 +246,10 @@ class Coordinator:
                     raise error
                 # The request that refreshed uses the new token even if it is due
                 # already (see _install): checking again could refresh without end.
+                # A token adopted from the store is checked like any other.
                 fresh = self._current
-                assert fresh is not None  # noqa: S101 - a successful refresh installed it
-                return fresh.token, fresh.generation
+                if fresh is not None and self._stats.refreshes > refreshes:
+                    return fresh.token, fresh.generation
 
     def _load_if_needed(self) -> _Current:
         """The current token; loads the store at start, and after a dead login.
