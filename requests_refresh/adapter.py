@@ -72,6 +72,8 @@ class RefreshAdapter(HTTPAdapter):
             server's ``Retry-After``. Requests whose token is still valid are unaffected;
             those whose token has expired get the last error at once meanwhile.
         max_cooloff: the cool-off never grows beyond this (``Retry-After`` aside).
+        clock: the time in epoch seconds, ``time.time`` by default. For tests, which
+            move it to expire tokens and end cool-offs without waiting.
         pool_connections, pool_maxsize, max_retries, pool_block: as for ``HTTPAdapter``.
     """
 
@@ -87,6 +89,7 @@ class RefreshAdapter(HTTPAdapter):
         allow_insecure_http: bool = False,
         cooloff: float = 1.0,
         max_cooloff: float = 60.0,
+        clock: Callable[[], float] = time.time,
         pool_connections: int = DEFAULT_POOLSIZE,
         pool_maxsize: int = DEFAULT_POOLSIZE,
         max_retries: int | Retry = DEFAULT_RETRIES,
@@ -117,7 +120,7 @@ class RefreshAdapter(HTTPAdapter):
             cooloff=cooloff,
             max_cooloff=max_cooloff,
             on_refresh=on_refresh,
-            clock=time.time,
+            clock=clock,
         )
         super().__init__(
             pool_connections=pool_connections,

@@ -245,11 +245,13 @@ class Coordinator:
                     if still_valid or self._error is None:
                         return current.token, current.generation
                     raise self._error
+                refreshes = self._stats.refreshes
                 error = self._refresh(
                     current, reason="token expiring" if still_valid else "token expired"
                 )
                 if error is not None:
-                    if still_valid:
+                    # The refresh took time: the token may have expired meanwhile.
+                    if self._clock() < current.expires_at:
                         logger.warning(
                             "refresh ahead of expiry failed (%s); the current token is"
                             " still valid for %.1f s and stays in use",
@@ -258,11 +260,12 @@ class Coordinator:
                         )
                         return current.token, current.generation
                     raise error
-                # Use what the refresh gave, as it is: checking it again would refresh in
-                # a loop if a refresher hands out tokens that are already due.
-                installed = self._current
-                assert installed is not None  # noqa: S101 - _refresh installed it
-                return installed.token, installed.generation
+                # The request that refreshed uses the new token even if it is due
+                # already (see _install): checking again could refresh without end.
+                # A token adopted from the store is checked like any other.
+                fresh = self._current
+                if fresh is not None and self._stats.refreshes > refreshes:
+                    return fresh.token, fresh.generation
 
     def _load_if_needed(self) -> _Current:
         """The current token; loads the store at start, and after a dead login.
@@ -336,7 +339,7 @@ class Coordinator:
             logger.info("adopted a token stored by another process or login")
         else:
             self._count(refreshes=1)
-        self._install(new, basis=new if saved else basis)
+        self._install(new, basis=new if saved else basis, fresh=not adopted)
         if not adopted:
             logger.info(
                 "token refreshed: generation %d, expires in %s",
@@ -454,11 +457,27 @@ class Coordinator:
         ceiling = min(self._max_cooloff, self._cooloff * 2 ** min(attempt - 1, 30))
         return self._random.uniform(ceiling / 2, ceiling)
 
-    def _install(self, token: Token, *, basis: Token | None) -> _Current:
-        """Make ``token`` the current one, as a new generation (lock held)."""
+    def _install(self, token: Token, *, basis: Token | None, fresh: bool = False) -> _Current:
+        """Make ``token`` the current one, as a new generation (lock held).
+
+        A ``fresh`` token (just refreshed) that is already due, because our clock is
+        ahead of the server's or it lives shorter than the leeway without saying when
+        it was issued, is used for a cool-off before the next refresh: refreshing it at
+        once would refresh on every request, or forever within one.
+        """
         self._generation += 1
         self._basis = basis
         due = token.refresh_due_at(self._leeway)
+        now = self._clock()
+        if fresh and due is not None and due <= now:
+            delay = self._backoff(1)
+            logger.warning(
+                "the new token is already due for refresh (expires in %s): using it for"
+                " %.1f s; check the clock, or lower leeway",
+                _describe_expiry(token, now),
+                delay,
+            )
+            due = now + delay
         current = _Current(
             token=token,
             generation=self._generation,

@@ -208,7 +208,12 @@ class Token:
 
 
 def _is_finite_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float: JSON allows any number of digits
+        return False
 
 
 def _parse_expires_in(value: object) -> float | None:
@@ -227,6 +232,8 @@ def _parse_expires_in(value: object) -> float | None:
             raise InvalidTokenResponseError(
                 "the token response's expires_in is a string that is not a number of seconds"
             )
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value  # compared as an int: float() would overflow on a huge one
     elif _is_finite_number(value):
         number = float(value)  # type: ignore[arg-type]  # checked by _is_finite_number
     else:
