@@ -7,10 +7,10 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from . import crossprocess, fastpath, soak, storm
+from . import crossprocess, fastpath, instructions, soak, storm, wakeup
 from .report import Section, environment, load_line
 
-SECTIONS = ("fastpath", "storm", "crossprocess", "soak")
+SECTIONS = ("fastpath", "instructions", "storm", "wakeup", "crossprocess", "soak")
 
 
 def _runners(quick: bool) -> dict[str, Callable[[], Section]]:
@@ -26,12 +26,18 @@ def _runners(quick: bool) -> dict[str, Callable[[], Section]]:
                 crossprocess.CrossProcessConfig(processes=(2,), threads=4, duration=1.5)
             ),
             "soak": lambda: soak.run(soak.SoakConfig(requests=200, threads=2, warmup=20)),
+            "wakeup": lambda: wakeup.run(wakeup.WakeupConfig(threads=(1, 8), rounds=1)),
+            "instructions": lambda: instructions.run(
+                instructions.InstructionsConfig(few=2, many=6)
+            ),
         }
     return {
         "fastpath": lambda: fastpath.run(fastpath.FastpathConfig()),
         "storm": lambda: storm.run(storm.StormConfig()),
         "crossprocess": lambda: crossprocess.run(crossprocess.CrossProcessConfig()),
         "soak": lambda: soak.run(soak.SoakConfig()),
+        "wakeup": lambda: wakeup.run(wakeup.WakeupConfig()),
+        "instructions": lambda: instructions.run(instructions.InstructionsConfig()),
     }
 
 

@@ -8,7 +8,6 @@ over a pipe: ``login()``, ``stats()``, ``set(name, value)``.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -18,6 +17,8 @@ from typing import Any
 
 from requests_refresh import Token
 from requests_refresh.testing import AuthorizationServer, ServerStats
+
+from ._process import start_child, stop_child
 
 __all__ = ["RemoteAuthorizationServer"]
 
@@ -69,18 +70,9 @@ class RemoteAuthorizationServer:
         return self.url + "/resource"
 
     def start(self) -> RemoteAuthorizationServer:
-        context = multiprocessing.get_context("spawn")
-        parent_end, child_end = context.Pipe()
-        process = context.Process(
-            target=_run, args=(child_end, self.options), name="AuthorizationServer", daemon=True
-        )
-        process.start()
-        child_end.close()
-        if not parent_end.poll(30):
-            process.kill()
-            raise RuntimeError("the authorization server did not start within 30 s")
-        self.url, self.client_id = parent_end.recv()
-        self._process, self._conn = process, parent_end
+        process, conn, ready = start_child(_run, (self.options,), "AuthorizationServer")
+        self.url, self.client_id = ready  # type: ignore[misc]  # _run sends this pair
+        self._process, self._conn = process, conn
         return self
 
     def _call(self, command: str, *args: object) -> Any:
@@ -110,15 +102,7 @@ class RemoteAuthorizationServer:
         with self._mutex:
             process, conn = self._process, self._conn
             self._process = self._conn = None
-        if conn is not None:
-            with contextlib.suppress(OSError):
-                conn.send(("stop", ()))
-            conn.close()
-        if process is not None:
-            process.join(15)
-            if process.is_alive():
-                process.kill()
-                process.join(5)
+        stop_child(process, conn, ("stop", ()), grace=15)
 
     def __enter__(self) -> RemoteAuthorizationServer:
         return self.start()

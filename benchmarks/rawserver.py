@@ -11,7 +11,6 @@ seconds, whichever comes first.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -19,6 +18,8 @@ import selectors
 import socket
 import time
 from types import TracebackType
+
+from ._process import start_child, stop_child
 
 __all__ = ["RawServer"]
 
@@ -124,32 +125,15 @@ class RawServer:
         return f"http://127.0.0.1:{self.port}/"
 
     def start(self) -> RawServer:
-        context = multiprocessing.get_context("spawn")
-        parent_end, child_end = context.Pipe()
-        process = context.Process(
-            target=_serve, args=(child_end, self.lifetime), name="RawServer", daemon=True
-        )
-        process.start()
-        child_end.close()
-        if not parent_end.poll(30):
-            process.kill()
-            raise RuntimeError("the raw server did not start within 30 s")
-        self.port = parent_end.recv()
-        self._process, self._control = process, parent_end
+        process, control, port = start_child(_serve, (self.lifetime,), "RawServer")
+        self.port = int(port)  # type: ignore[call-overload]  # _serve sends its port
+        self._process, self._control = process, control
         return self
 
     def stop(self) -> None:
         process, control = self._process, self._control
         self._process = self._control = None
-        if control is not None:
-            with contextlib.suppress(OSError):
-                control.send("stop")
-            control.close()
-        if process is not None:
-            process.join(10)
-            if process.is_alive():
-                process.kill()
-                process.join(5)
+        stop_child(process, control, "stop", grace=10)
 
     def __enter__(self) -> RawServer:
         return self.start()

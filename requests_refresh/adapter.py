@@ -16,6 +16,7 @@ from urllib3.util.retry import Retry
 from ._transport import require_safe_origin
 from .coordinator import Coordinator, Refresher, RefreshHook, RefreshStats
 from .store import TokenStore
+from .token import Token
 
 __all__ = ["RefreshAdapter", "default_should_refresh"]
 
@@ -175,15 +176,9 @@ class RefreshAdapter(HTTPAdapter):
         if not self.allow_insecure_http and not url.startswith("https:"):
             require_safe_origin(url)
 
+        options = (stream, timeout, verify, cert, proxies)
         token, generation = self._coordinator.acquire()
-        response = super().send(
-            _with_authorization(request, token.authorization),
-            stream,
-            timeout,
-            verify,
-            cert,
-            proxies,
-        )
+        response = self._send_authorized(request, token, *options)
         if not self._is_refusal(response):
             return response
 
@@ -198,18 +193,24 @@ class RefreshAdapter(HTTPAdapter):
         # Read and close the refusal so that its connection goes back to the pool.
         _ = response.content
         response.close()
-        token, generation = replacement
         self._coordinator.note_replay()
-        replay = super().send(
-            _with_authorization(request, token.authorization),
-            stream,
-            timeout,
-            verify,
-            cert,
-            proxies,
-        )
+        replay = self._send_authorized(request, replacement[0], *options)
         replay.history = [response]
         return replay
+
+    def _send_authorized(
+        self,
+        request: PreparedRequest,
+        token: Token,
+        stream: bool,
+        timeout: _Timeout,
+        verify: _Verify,
+        cert: _Cert,
+        proxies: dict[str, str] | None,
+    ) -> Response:
+        """Send a copy of ``request`` that carries ``token``."""
+        authorized = _with_authorization(request, token.authorization)
+        return super().send(authorized, stream, timeout, verify, cert, proxies)
 
     def close(self) -> None:
         """Close the refresher (if it can be closed), then the connection pools."""

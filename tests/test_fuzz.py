@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from requests_refresh import InvalidTokenResponseError, Token
+from requests_refresh import FileTokenStore, InvalidTokenResponseError, Token, TokenStoreError
 from requests_refresh.token import MAX_EXPIRES_IN
 
 MARKER = "SeCrEt-9f3a"
@@ -158,6 +161,39 @@ def test_stored_bytes_parse_to_a_token_or_raise_value_error(raw: bytes) -> None:
     """
     token = attempt(lambda r: Token.from_dict(json.loads(r)), raw, ValueError)
     assert isinstance(token, Token) or MARKER not in str(token)
+
+
+def envelope(entry: Any) -> bytes:
+    return json.dumps({"version": 1, "tokens": {"default": entry}}).encode()
+
+
+@FUZZ
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        json_values.map(lambda value: json.dumps(value).encode()),
+        objects([*_DICT_KEYS, "extra"]).map(envelope),
+        json_values.map(envelope),
+        objects(["version", "tokens"]).map(lambda value: json.dumps(value).encode()),
+    )
+)
+def test_a_token_file_with_any_content_loads_or_raises_token_store_error(raw: bytes) -> None:
+    """FileTokenStore.load() on any file content: a Token, None, or TokenStoreError.
+
+    Protects against: a damaged token file crashing a program with a KeyError,
+    TypeError or JSONDecodeError, leaking a secret in the message, or being rewritten.
+    """
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "tokens.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(raw)
+        result = attempt(lambda _: FileTokenStore(path).load(), None, TokenStoreError)  # type: ignore[arg-type, return-value]
+        assert result is None or isinstance(result, (Token, TokenStoreError))
+        if isinstance(result, TokenStoreError):
+            assert MARKER not in str(result)
+            assert result.path == str(path)
+        assert path.read_bytes() == raw  # never overwritten or deleted
 
 
 def test_round_trip_of_every_field() -> None:
