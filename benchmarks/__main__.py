@@ -27,9 +27,7 @@ def _runners(quick: bool) -> dict[str, Callable[[], Section]]:
             ),
             "soak": lambda: soak.run(soak.SoakConfig(requests=200, threads=2, warmup=20)),
             "wakeup": lambda: wakeup.run(wakeup.WakeupConfig(threads=(1, 8), rounds=1)),
-            "instructions": lambda: instructions.run(
-                instructions.InstructionsConfig(few=2, many=6)
-            ),
+            "instructions": instructions.skipped_in_quick_mode,
         }
     return {
         "fastpath": lambda: fastpath.run(fastpath.FastpathConfig()),

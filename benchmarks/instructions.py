@@ -63,6 +63,14 @@ def count(valgrind: str, client: str, port: int, requests: int, timeout: float) 
     return int(found.group(1))
 
 
+TITLE = "1b. Fast path, counted: client instructions per request"
+
+
+def skipped_in_quick_mode() -> Section:
+    """The section's place in a ``--quick`` report: callgrind runs take minutes."""
+    return Section(TITLE, "Skipped with `--quick`: the callgrind runs take a few minutes.")
+
+
 def run(config: InstructionsConfig) -> Section:
     started = time.monotonic()
     table = Table(
@@ -87,7 +95,7 @@ def run(config: InstructionsConfig) -> Section:
         verdict = "" if client == "base" else mark(ratio <= TARGET)
         table.add(label, f"{per_request[client]:,.0f}", f"{ratio:.4f}", verdict)
     return Section(
-        "1b. Fast path, counted: client instructions per request",
+        TITLE,
         __doc__ or "",
         [table],
         seconds=time.monotonic() - started,
