@@ -286,34 +286,37 @@ def test_lock_held_by_another_program_times_out_naming_the_lock_file(
         other.close()
 
 
+def save_dead_login(directory: Path, server: AuthorizationServer) -> Path:
+    """A token file whose access token has expired and whose login the server revoked."""
+    path = directory / "tokens.json"
+    login = server.login()
+    FileTokenStore(path).save(Token(login.access_token, login.refresh_token, time.time() - 1))
+    server.revoke()
+    return path
+
+
 def test_new_login_stored_by_another_process_after_invalid_grant_is_picked_up(
     tmp_path: Path, make_session: MakeSession, server: AuthorizationServer
 ) -> None:
     """After invalid_grant, a login another process saves is used without a restart."""
-    path = tmp_path / "tokens.json"
-    login = server.login()
-    FileTokenStore(path).save(Token(login.access_token, login.refresh_token, time.time() - 1))
-    server.revoke()
+    path = save_dead_login(tmp_path, server)
     session, _ = make_session(store=FileTokenStore(path))
     with pytest.raises(InvalidGrantError):
-        session.get(server.resource_url)
+        session.get(server.resource_url, timeout=30)
     signer = Worker("save", str(path), "default")
     try:
         signer.send(json.dumps(server.login().to_dict()))
         signer.expect("saved")
     finally:
         signer.close()
-    assert session.get(server.resource_url).status_code == 200
+    assert session.get(server.resource_url, timeout=30).status_code == 200
 
 
 def test_invalid_grant_rereads_the_file_and_adopts_a_login_written_meanwhile(
     tmp_path: Path, make_session: MakeSession, server: AuthorizationServer
 ) -> None:
     """invalid_grant does not wipe the file: a login written meanwhile is adopted, no error."""
-    path = tmp_path / "tokens.json"
-    login = server.login()
-    FileTokenStore(path).save(Token(login.access_token, login.refresh_token, time.time() - 1))
-    server.revoke()
+    path = save_dead_login(tmp_path, server)
     new_login = server.login()
     signer = Worker("write-unlocked", str(path))
     grant_calls: list[Token] = []
@@ -323,11 +326,12 @@ def test_invalid_grant_rereads_the_file_and_adopts_a_login_written_meanwhile(
         signer.send(json.dumps(new_login.to_dict()))
         signer.expect("written")
         grant_calls.append(token)
-        return RefreshTokenGrant(server.token_url, server.client_id)(token)
+        with RefreshTokenGrant(server.token_url, server.client_id) as grant:
+            return grant(token)
 
     try:
         session, adapter = make_session(store=FileTokenStore(path), refresher=refresher)
-        response = session.get(server.resource_url)
+        response = session.get(server.resource_url, timeout=30)
     finally:
         signer.close()
     assert response.status_code == 200
