@@ -264,8 +264,16 @@ def _format_problem(data: object) -> str | None:
         return f"it holds a JSON {type(data).__name__}, not an object"
     version = data.get("version")
     if version != FORMAT_VERSION:
+        # A damaged file may hold anything there, a secret too: show numbers only.
+        shown = (
+            repr(version)
+            if isinstance(version, int) and not isinstance(version, bool)
+            else f"a JSON {type(version).__name__}"
+            if version is not None
+            else "missing"
+        )
         return (
-            f"its format version is {version!r}, not {FORMAT_VERSION}"
+            f"its format version is {shown}, not {FORMAT_VERSION}"
             " (written by another version of requests-refresh?)"
         )
     tokens = data.get("tokens")

@@ -190,7 +190,12 @@ class Token:
             raise ValueError(f"a stored token must be a JSON object, not {type(data).__name__}")
         unknown = set(data) - _DICT_FIELDS
         if unknown:
-            raise ValueError(f"a stored token has unknown fields: {sorted(map(str, unknown))}")
+            # Name them only when they look like field names: a damaged store may hold
+            # anything in their place, a secret too.
+            names = sorted(str(name) for name in unknown)
+            if all(name.isidentifier() and len(name) <= 32 for name in names):
+                raise ValueError(f"a stored token has unknown fields: {names}")
+            raise ValueError(f"a stored token has {len(names)} unknown fields")
         if "access_token" not in data:
             raise ValueError("a stored token has no access_token")
         extra = data.get("extra", {})

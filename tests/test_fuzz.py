@@ -50,9 +50,9 @@ json_values = st.recursive(
 
 
 def objects(keys: list[str]) -> st.SearchStrategy[dict[str, Any]]:
-    """Dicts that mostly use the parser's own field names, with any values."""
+    """Dicts that mostly use the parser's own field names, with any values and keys."""
     return st.dictionaries(
-        st.one_of(st.sampled_from(keys), st.text(max_size=8)), json_values, max_size=8
+        st.one_of(st.sampled_from(keys), st.text(max_size=8), secrets_), json_values, max_size=8
     )
 
 
