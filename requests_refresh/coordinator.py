@@ -185,7 +185,6 @@ class Coordinator:
                     continue
                 if self._dead is not None:
                     raise self._dead
-                now = self._clock()
                 if now < self._cooloff_until and self._error is not None:
                     raise self._error
                 if (
@@ -204,7 +203,7 @@ class Coordinator:
                 streak = (
                     self._refused_in_a_row + 1 if generation == self._reactive_generation else 0
                 )
-                error = self._refresh(current, reason="token refused")
+                error, _ = self._refresh(current, reason="token refused")
                 if error is not None:
                     raise error
                 self._reactive_generation = self._generation
@@ -245,8 +244,7 @@ class Coordinator:
                     if still_valid or self._error is None:
                         return current.token, current.generation
                     raise self._error
-                refreshes = self._stats.refreshes
-                error = self._refresh(
+                error, refreshed = self._refresh(
                     current, reason="token expiring" if still_valid else "token expired"
                 )
                 if error is not None:
@@ -263,9 +261,8 @@ class Coordinator:
                 # The request that refreshed uses the new token even if it is due
                 # already (see _install): checking again could refresh without end.
                 # A token adopted from the store is checked like any other.
-                fresh = self._current
-                if fresh is not None and self._stats.refreshes > refreshes:
-                    return fresh.token, fresh.generation
+                if refreshed and self._current is not None:
+                    return self._current.token, self._current.generation
 
     def _load_if_needed(self) -> _Current:
         """The current token; loads the store at start, and after a dead login.
@@ -307,11 +304,13 @@ class Coordinator:
         if self._failed_attempt > attempt and self._error is not None:
             raise self._error
 
-    def _refresh(self, current: _Current, reason: str) -> BaseException | None:
+    def _refresh(self, current: _Current, reason: str) -> tuple[BaseException | None, bool]:
         """Refresh ``current``, with the lock held on entry and exit (not in between).
 
-        Returns None on success (the new token is installed) or the error, which the
-        caller raises; waiters get the same error from :meth:`_wait_for_refresh`.
+        Returns ``(error, refreshed)``. On success the error is None and the new token is
+        installed; ``refreshed`` says whether this process made it (True) or adopted one
+        another process stored (False). Otherwise the caller raises the error; waiters
+        get the same one from :meth:`_wait_for_refresh`.
         """
         logger.debug("refreshing generation %d: %s", current.generation, reason)
         self._refreshing = True
@@ -329,7 +328,7 @@ class Coordinator:
                 self._fail(RefreshError("the token refresh was interrupted"))
         if isinstance(outcome, BaseException):
             self._fail(outcome)
-            return outcome
+            return outcome, False
         new, adopted, saved = outcome
         self._failures_in_a_row = 0
         self._cooloff_until = -math.inf
@@ -346,7 +345,7 @@ class Coordinator:
                 self._generation,
                 _describe_expiry(new, self._clock()),
             )
-        return None
+        return None, not adopted
 
     def _obtain(  # noqa: PLR0911 - one return per outcome reads best here
         self, token: Token, basis: Token | None

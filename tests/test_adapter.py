@@ -427,6 +427,24 @@ def test_a_refresher_handing_out_expired_tokens_does_not_refresh_in_a_loop(
     assert len(calls) == 1
 
 
+def test_no_refresh_loop_even_with_the_cooloff_turned_off(
+    server: AuthorizationServer, make_session: MakeSession
+) -> None:
+    """With cooloff=0 nothing delays the next refresh: the request still sends once."""
+    calls: list[Token] = []
+
+    def stale(token: Token) -> Token:
+        calls.append(token)
+        assert len(calls) < 3, "refreshed in a loop"
+        return expired(server.login())
+
+    session, _ = make_session(
+        store=MemoryTokenStore(expired(server.login())), refresher=stale, cooloff=0
+    )
+    assert session.get(server.resource_url, timeout=WAIT).status_code == 200
+    assert len(calls) == 1
+
+
 def test_a_refresher_returning_something_else_is_a_clear_error(
     server: AuthorizationServer, make_session: MakeSession
 ) -> None:

@@ -225,7 +225,7 @@ def test_missing_file_means_no_token_with_a_hint_to_sign_in(
     """A request with no file raises NoTokenError saying how to log in."""
     session, _ = make_session(store=FileTokenStore(tmp_path / "tokens.json"))
     with pytest.raises(NoTokenError, match="sign in and save the token"):
-        session.get(server.resource_url)
+        session.get(server.resource_url, timeout=30)
 
 
 def test_requests_do_not_read_the_file_while_the_token_is_valid(
@@ -235,10 +235,10 @@ def test_requests_do_not_read_the_file_while_the_token_is_valid(
     path = tmp_path / "tokens.json"
     FileTokenStore(path).save(server.login())
     session, adapter = make_session(store=FileTokenStore(path))
-    assert session.get(server.resource_url).status_code == 200
+    assert session.get(server.resource_url, timeout=30).status_code == 200
     path.write_text("corrupt, and never read again while the token is valid")
     for _ in range(5):
-        assert session.get(server.resource_url).status_code == 200
+        assert session.get(server.resource_url, timeout=30).status_code == 200
     assert adapter.stats.refreshes == 0
 
 
@@ -250,7 +250,7 @@ def test_expired_token_is_refreshed_and_saved_for_other_processes(
     login = server.login()
     FileTokenStore(path).save(Token(login.access_token, login.refresh_token, time.time() - 1))
     session, adapter = make_session(store=FileTokenStore(path))
-    response = session.get(server.resource_url)
+    response = session.get(server.resource_url, timeout=30)
     assert response.status_code == 200
     stored = FileTokenStore(path).load()
     assert stored is not None
@@ -279,7 +279,7 @@ def test_lock_held_by_another_program_times_out_naming_the_lock_file(
         session, _ = make_session(store=store)
         started = time.monotonic()
         with pytest.raises(TokenStoreError, match=r"tokens\.json\.lock within 0\.3 s"):
-            session.get(server.resource_url)
+            session.get(server.resource_url, timeout=30)
         assert time.monotonic() - started < 5
         assert server.stats.token_requests == 0
     finally:

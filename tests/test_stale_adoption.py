@@ -39,7 +39,7 @@ def test_refused_request_refreshes_an_expired_token_another_process_stored(
     ours = Token("refused-access-token", login.refresh_token, expires_at=time.time() + 60)
     session, adapter = make_session(store=WrittenWhileWaiting(ours, stale))
 
-    response = session.get(server.resource_url)
+    response = session.get(server.resource_url, timeout=30)
 
     assert response.status_code == 200
     assert server.stats.invalid_grant == 0
