@@ -26,10 +26,8 @@ from .exceptions import (
     TokenEndpointUnavailableError,
     TokenStoreError,
 )
-from .file_store import FileTokenStore
-from .keyring_store import KeyringTokenStore
 from .oauth2 import RefreshTokenGrant
-from .store import MemoryTokenStore, TokenStore
+from .stores import FileTokenStore, KeyringTokenStore, MemoryTokenStore, TokenStore
 from .token import Token
 
 __all__ = [

@@ -15,7 +15,7 @@ from urllib3.util.retry import Retry
 
 from ._transport import require_safe_origin
 from .coordinator import Coordinator, Refresher, RefreshHook, RefreshStats
-from .store import TokenStore
+from .stores import TokenStore
 from .token import Token
 
 __all__ = ["RefreshAdapter", "default_should_refresh"]

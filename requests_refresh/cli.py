@@ -13,10 +13,10 @@ import requests
 
 from .adapter import RefreshAdapter
 from .exceptions import TokenStoreError
-from .file_store import DEFAULT_KEY, FileTokenStore
-from .keyring_store import KeyringTokenStore
 from .oauth2 import RefreshTokenGrant
-from .store import MemoryTokenStore, TokenStore
+from .stores import MemoryTokenStore, TokenStore
+from .stores.file_store import DEFAULT_KEY, FileTokenStore
+from .stores.keyring_store import KeyringTokenStore
 from .testing import AuthorizationServer
 from .token import Token
 

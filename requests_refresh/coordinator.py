@@ -38,7 +38,7 @@ from .exceptions import (
     RequestsRefreshError,
     TokenEndpointUnavailableError,
 )
-from .store import TokenStore
+from .stores import TokenStore
 from .token import Token
 
 __all__ = ["RefreshStats", "Refresher"]

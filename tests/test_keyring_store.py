@@ -29,7 +29,7 @@ from requests_refresh import (
     TokenStoreError,
 )
 from requests_refresh.cli import main
-from requests_refresh.keyring_store import DEFAULT_MAX_PART_SIZE, default_lock_path
+from requests_refresh.stores.keyring_store import DEFAULT_MAX_PART_SIZE, default_lock_path
 from requests_refresh.testing import AuthorizationServer
 
 from .conftest import MakeSession

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..exceptions import TokenStoreError
+from ..token import Token
 from ._locking import DEFAULT_LOCK_TIMEOUT, StoreLock
-from .exceptions import TokenStoreError
-from .store import TokenStore
-from .token import Token
+from .base import TokenStore
 
 __all__ = ["DEFAULT_KEY", "DEFAULT_LOCK_TIMEOUT", "FORMAT_VERSION", "FileTokenStore"]
 

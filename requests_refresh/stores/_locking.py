@@ -10,7 +10,7 @@ from pathlib import Path
 
 import filelock
 
-from .exceptions import TokenStoreError
+from ..exceptions import TokenStoreError
 
 #: How long a store waits for another process's refresh by default, in seconds.
 DEFAULT_LOCK_TIMEOUT = 30.0

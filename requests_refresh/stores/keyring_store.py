@@ -39,10 +39,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ..exceptions import TokenStoreError
+from ..token import Token
 from ._locking import DEFAULT_LOCK_TIMEOUT, StoreLock
-from .exceptions import TokenStoreError
-from .store import TokenStore
-from .token import Token
+from .base import TokenStore
 
 if TYPE_CHECKING:
     from keyring.backend import KeyringBackend

@@ -7,7 +7,7 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
-from .token import Token
+from ..token import Token
 
 __all__ = ["MemoryTokenStore", "TokenStore"]
 

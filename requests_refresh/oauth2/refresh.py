@@ -1,0 +1,125 @@
+"""The OAuth 2.0 refresh token grant (RFC 6749 section 6) as a refresher."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+import requests
+
+from ..exceptions import NoTokenError
+from ..token import Token
+from ._exchange import RESERVED_PARAMS, ClientAuthMethod, TokenEndpoint
+
+__all__ = ["RefreshTokenGrant"]
+
+
+class RefreshTokenGrant:
+    """Exchanges a refresh token for a new token at an OAuth 2.0 token endpoint.
+
+    Pass it as the adapter's ``refresher``. It uses its own :class:`requests.Session`
+    (never the one the adapter is mounted on, which would wait on itself), follows no
+    redirect, and gives up after ``timeout`` seconds.
+
+    When the answer has no ``refresh_token``, the old one is kept (RFC 6749 section 6:
+    the server may go on accepting it). Errors come back typed:
+
+    * ``invalid_grant`` (whatever the HTTP status): :class:`InvalidGrantError`;
+    * ``temporarily_unavailable``, ``server_error``, HTTP 429 and 5xx, timeouts and
+      connection failures: :class:`TokenEndpointUnavailableError` (with ``retry_after``);
+    * any other error: :class:`TokenEndpointError` with ``error``, ``error_description``
+      and ``status_code``;
+    * a success whose body is not a usable token: :class:`InvalidTokenResponseError`.
+
+    Args:
+        token_url: the token endpoint. https, or http to a loopback address.
+        client_id: the client identifier.
+        client_secret: the client secret, for confidential clients.
+        auth_method: ``"client_secret_basic"`` (HTTP Basic; the default with a secret),
+            ``"client_secret_post"`` (form fields) or ``"none"`` (public client: the
+            default without a secret; ``client_id`` is sent as a form field).
+        scope: ask for this scope (space-separated string); by default the same scope.
+        extra_params: more form fields to send (``resource``, ``audience``, ...).
+        timeout: seconds to wait for the token endpoint: a number or ``(connect, read)``.
+        session: a session to send with, e.g. one with a client certificate. By default
+            the grant makes its own, and closes it in :meth:`close`.
+        allow_insecure_http: allow a plain http token endpoint that is not loopback.
+    """
+
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: str | None = None,
+        *,
+        auth_method: ClientAuthMethod | None = None,
+        scope: str | None = None,
+        extra_params: Mapping[str, str] | None = None,
+        timeout: float | tuple[float, float] = 10.0,
+        session: requests.Session | None = None,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        reserved = (RESERVED_PARAMS | {"refresh_token"}).intersection(extra_params or ())
+        if reserved:
+            raise ValueError(f"extra_params cannot set {sorted(reserved)}: the grant sets them")
+        self.endpoint = TokenEndpoint(
+            token_url,
+            client_id,
+            client_secret,
+            auth_method=auth_method,
+            timeout=timeout,
+            session=session,
+            allow_insecure_http=allow_insecure_http,
+        )
+        self.scope = scope
+        self.extra_params = dict(extra_params or {})
+
+    @property
+    def token_url(self) -> str:
+        """The token endpoint."""
+        return self.endpoint.token_url
+
+    @property
+    def client_id(self) -> str:
+        """The client identifier."""
+        return self.endpoint.client_id
+
+    @property
+    def auth_method(self) -> ClientAuthMethod:
+        """How the client authenticates to the token endpoint."""
+        return self.endpoint.auth_method
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(token_url={self.token_url!r}, client_id={self.client_id!r},"
+            f" auth_method={self.auth_method!r})"
+        )
+
+    def __enter__(self) -> RefreshTokenGrant:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the grant's own session (not one that was passed in)."""
+        self.endpoint.close()
+
+    def __call__(self, token: Token) -> Token:
+        """Refresh ``token``: one POST to the token endpoint.
+
+        Raises:
+            NoTokenError: ``token`` has no refresh token.
+            InvalidGrantError, TokenEndpointError, TokenEndpointUnavailableError,
+            InvalidTokenResponseError: as described on the class.
+        """
+        if token.refresh_token is None:
+            raise NoTokenError("the stored token has no refresh token: sign in again")
+        params = {"grant_type": "refresh_token", "refresh_token": token.refresh_token}
+        if self.scope is not None:
+            params["scope"] = self.scope
+        params.update(self.extra_params)
+        new = self.endpoint.exchange(params, secrets=(token.refresh_token, token.access_token))
+        if new.refresh_token is None:
+            new = dataclasses.replace(new, refresh_token=token.refresh_token)
+        return new
