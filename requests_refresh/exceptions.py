@@ -26,9 +26,12 @@ lives in the instance's ``__dict__``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
+
+if TYPE_CHECKING:
+    from .token import Token
 
 __all__ = [
     "InsecureTransportError",
@@ -61,7 +64,19 @@ class NoTokenError(LoginRequiredError):
 
 
 class RefreshError(RequestsRefreshError):
-    """A new access token could not be obtained."""
+    """A new access token could not be obtained.
+
+    Attributes:
+        rotated_token: a token to store although the refresh failed, or None. A
+            refresher sets it when the server did issue a new refresh token (rotation)
+            in an answer that is otherwise unusable: the old refresh token may be spent,
+            so the adapter saves this one before it reports the error, and clears the
+            attribute once saved so that no secret travels with the error.
+    """
+
+    def __init__(self, *args: Any, rotated_token: Token | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rotated_token = rotated_token
 
 
 class TokenEndpointError(RefreshError):
