@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import requests
 
+from . import __version__
 from .adapter import RefreshAdapter
 from .exceptions import TokenStoreError
 from .oauth2 import RefreshTokenGrant
@@ -27,6 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="requests-refresh",
         description="Keep requests sessions authenticated when access tokens expire.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser(
         "demo",
