@@ -1,8 +1,13 @@
-"""What a new user meets in the first hour: messages that name the right fix, and the
-``--version`` flag."""
+"""What a new user meets in the first hour: messages that name the right fix, the
+``--version`` flag, and type checkers that see the installed package."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -20,6 +25,8 @@ from requests_refresh import (
 )
 from requests_refresh.cli import main
 from requests_refresh.testing import AuthorizationServer
+
+REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 def test_an_insecure_token_url_names_the_grant_as_the_place_for_the_flag() -> None:
@@ -89,3 +96,58 @@ def test_version_flag_prints_the_installed_version(capsys: pytest.CaptureFixture
     assert caught.value.code == 0
     assert capsys.readouterr().out.strip() == f"requests-refresh {requests_refresh.__version__}"
     assert requests_refresh.__version__ != "0+unknown"
+
+
+USER_SCRIPT = """\
+from requests_refresh import MemoryTokenStore, Token
+
+store = MemoryTokenStore(Token("access", "refresh", expires_at=0.0))
+token = store.load()
+assert token is not None
+wrong: int = token.access_token  # the one error mypy must report
+"""
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("mypy") is None, reason="mypy is not installed (the test extra)"
+)
+def test_mypy_strict_sees_the_installed_package_from_outside_the_repository(
+    tmp_path: Path,
+) -> None:
+    """mypy --strict on a user's script in another directory reads our annotations."""
+    directory = tmp_path / "user-project"
+    directory.mkdir()
+    (directory / "script.py").write_text(USER_SCRIPT, encoding="utf-8")
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in {"PYTHONPATH", "MYPYPATH", "MYPY_CONFIG_FILE_DIR"}
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--no-error-summary",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "script.py",
+        ],
+        cwd=directory,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    report = result.stdout + result.stderr
+    assert "import-not-found" not in report, report
+    assert "import-untyped" not in report, report
+    # The package's own types reached mypy: it knows access_token is a str.
+    assert report.strip() == textwrap.dedent(
+        """\
+        script.py:6: error: Incompatible types in assignment (expression has type "str",\
+ variable has type "int")  [assignment]"""
+    ), report
+    assert REPOSITORY not in directory.parents
