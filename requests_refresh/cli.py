@@ -122,7 +122,9 @@ def _open_store(args: argparse.Namespace) -> tuple[TokenStore, str]:
         return store, f"{store.path} under key {store.key!r}"
     service, username = args.keyring
     # Constructing it imports keyring: an ImportError here names the extra to install.
-    return KeyringTokenStore(service, username), f"the keyring ({service!r}, {username!r})"
+    # Any backend: showing (masked) or removing what is already stored exposes nothing.
+    entry = KeyringTokenStore(service, username, allow_insecure_backend=True)
+    return entry, f"the keyring ({service!r}, {username!r})"
 
 
 def describe_token(token: Token, now: float) -> list[tuple[str, str]]:
