@@ -11,8 +11,12 @@ from .exceptions import InsecureTransportError
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
 
 
-def require_safe_transport(url: str) -> None:
-    """Refuse plain http to anything but loopback."""
+def require_safe_transport(url: str, *, configure: str) -> None:
+    """Refuse plain http to anything but loopback.
+
+    ``configure`` names what takes ``allow_insecure_http=True`` (``"RefreshAdapter"``,
+    ``"RefreshTokenGrant"``, ...), for the message: the flag that lifts the refusal.
+    """
     parts = urllib.parse.urlsplit(url)
     if parts.scheme == "https":
         return
@@ -26,7 +30,7 @@ def require_safe_transport(url: str) -> None:
         pass
     raise InsecureTransportError(
         f"refusing to send a token over plain {parts.scheme}:// to {host or 'an unknown host'}:"
-        " use https, or pass allow_insecure_http=True to RefreshAdapter if that network is"
+        f" use https, or pass allow_insecure_http=True to {configure} if that network is"
         " trusted"
     )
 
@@ -43,4 +47,4 @@ def require_safe_origin(url: str) -> None:
 
 @functools.lru_cache(maxsize=256)
 def _require_safe_origin(origin: str) -> None:
-    require_safe_transport(origin)
+    require_safe_transport(origin, configure="RefreshAdapter")

@@ -277,7 +277,7 @@ class Coordinator:
         if current is None and stored is None:
             raise NoTokenError(
                 "no token is stored: sign in and save the token to the store"
-                f" ({type(self._store).__name__}) before sending requests"
+                f" ({self._store!r}) before sending requests"
             )
         if stored is not None and stored != self._basis:
             logger.info("loaded a token from the store")

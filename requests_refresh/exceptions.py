@@ -148,6 +148,7 @@ class TokenStoreError(RequestsRefreshError):
 class InsecureTransportError(RequestsRefreshError):
     """A bearer token would have been sent over plain http to a host other than loopback.
 
-    Use https, or pass ``allow_insecure_http=True`` to the adapter if the network
-    between you and that host is trusted.
+    Use https, or, if the network between you and that host is trusted, pass
+    ``allow_insecure_http=True`` to what the message names: ``RefreshAdapter`` for the
+    API, the grant (``RefreshTokenGrant``) for the token endpoint.
     """

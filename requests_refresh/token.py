@@ -129,8 +129,13 @@ class Token:
                 message names the field and what is wrong with it, never its secret value.
         """
         if not isinstance(payload, Mapping):
+            hint = (
+                ": pass the parsed body, response.json()"
+                if callable(getattr(payload, "json", None))
+                else ""
+            )
             raise InvalidTokenResponseError(
-                f"the token response is not a JSON object (got {type(payload).__name__})"
+                f"the token response is not a JSON object (got {type(payload).__name__}){hint}"
             )
         now = time.time() if now is None else now
         access_token = payload.get("access_token")

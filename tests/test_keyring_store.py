@@ -85,11 +85,15 @@ class TestWithTheProcessKeyring(TokenStoreContract):
 
     @pytest.fixture
     def store(self, json_keyring: JsonFileKeyring, tmp_path: Path) -> TokenStore:
-        return KeyringTokenStore(SERVICE, USERNAME, lock_path=tmp_path / "store.lock")
+        return KeyringTokenStore(
+            SERVICE, USERNAME, lock_path=tmp_path / "store.lock", allow_insecure_backend=True
+        )
 
     @pytest.fixture
     def reopen(self, store: TokenStore, tmp_path: Path) -> TokenStore:
-        return KeyringTokenStore(SERVICE, USERNAME, lock_path=tmp_path / "store.lock")
+        return KeyringTokenStore(
+            SERVICE, USERNAME, lock_path=tmp_path / "store.lock", allow_insecure_backend=True
+        )
 
 
 class TestWithPlaintextKeyring(TokenStoreContract):
@@ -104,7 +108,11 @@ class TestWithPlaintextKeyring(TokenStoreContract):
     @pytest.fixture
     def store(self, backend: PlaintextKeyring, tmp_path: Path) -> TokenStore:
         return KeyringTokenStore(
-            SERVICE, USERNAME, lock_path=tmp_path / "store.lock", backend=backend
+            SERVICE,
+            USERNAME,
+            lock_path=tmp_path / "store.lock",
+            backend=backend,
+            allow_insecure_backend=True,
         )
 
     @pytest.fixture
@@ -112,7 +120,11 @@ class TestWithPlaintextKeyring(TokenStoreContract):
         other = PlaintextKeyring()
         other.file_path = backend.file_path
         return KeyringTokenStore(
-            SERVICE, USERNAME, lock_path=tmp_path / "store.lock", backend=other
+            SERVICE,
+            USERNAME,
+            lock_path=tmp_path / "store.lock",
+            backend=other,
+            allow_insecure_backend=True,
         )
 
 
@@ -127,6 +139,7 @@ class TestInParts(TokenStoreContract):
             lock_path=tmp_path / "store.lock",
             backend=limited_keyring,
             max_part_size=128,
+            allow_insecure_backend=True,
         )
 
     @pytest.fixture
@@ -137,11 +150,13 @@ class TestInParts(TokenStoreContract):
             lock_path=tmp_path / "store.lock",
             backend=LimitedJsonFileKeyring(limited_keyring.path),
             max_part_size=128,
+            allow_insecure_backend=True,
         )
 
 
 def make_store(backend: KeyringBackend, tmp_path: Path, **options: object) -> KeyringTokenStore:
-    """A store on ``backend`` with its lock file in tmp_path."""
+    """A store on ``backend`` (a test backend: opted in) with its lock file in tmp_path."""
+    options.setdefault("allow_insecure_backend", True)
     return KeyringTokenStore(
         SERVICE,
         USERNAME,
@@ -370,7 +385,7 @@ def test_the_default_lock_file_is_a_hash_in_a_private_runtime_directory(
     runtime = tmp_path / "run"
     runtime.mkdir()
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    store = KeyringTokenStore("../../etc", "me/../you")
+    store = KeyringTokenStore("../../etc", "me/../you", allow_insecure_backend=True)
     assert store.lock_path == default_lock_path("../../etc", "me/../you")
     assert store.lock_path.parent == runtime / "requests-refresh"
     assert "etc" not in store.lock_path.name
@@ -488,11 +503,13 @@ def test_cli_shows_and_clears_a_token_in_the_keyring(
 ) -> None:
     """`token show/clear --keyring SERVICE USERNAME` read and remove the keyring entry."""
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
-    KeyringTokenStore("svc", "me").save(make_token(1, expires_at=time.time() + 600))
+    KeyringTokenStore("svc", "me", allow_insecure_backend=True).save(
+        make_token(1, expires_at=time.time() + 600)
+    )
     assert main(["token", "show", "--keyring", "svc", "me"]) == 0
     out = capsys.readouterr().out
     assert "secret" not in out
     assert "the keyring ('svc', 'me')" in out
     assert "expires in 10 min" in out
     assert main(["token", "clear", "--keyring", "svc", "me"]) == 0
-    assert KeyringTokenStore("svc", "me").load() is None
+    assert KeyringTokenStore("svc", "me", allow_insecure_backend=True).load() is None

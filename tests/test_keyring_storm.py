@@ -80,6 +80,7 @@ def test_processes_make_one_refresh_per_generation_through_the_keyring(tmp_path:
             lock_path=lock_path,
             backend=JsonFileKeyring(keyring_file),
             max_part_size=config["max_part_size"],
+            allow_insecure_backend=True,  # a test backend: a JSON file
         ).save(server.login())
 
         env = dict(os.environ)

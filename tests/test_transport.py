@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import requests
 
 from requests_refresh import InsecureTransportError, MemoryTokenStore, RefreshAdapter, Token
 from requests_refresh._transport import require_safe_origin, require_safe_transport
+
+check_transport = functools.partial(require_safe_transport, configure="RefreshAdapter")
 
 REFUSED = [
     "http://example.com/x",
@@ -25,7 +29,7 @@ ALLOWED = [
 ]
 
 
-@pytest.mark.parametrize("check", [require_safe_transport, require_safe_origin])
+@pytest.mark.parametrize("check", [check_transport, require_safe_origin])
 @pytest.mark.parametrize("url", REFUSED)
 def test_plain_http_to_a_remote_host_is_refused(check: object, url: str) -> None:
     """Hosts that only look like loopback are still remote: refused, twice in a row."""
@@ -34,7 +38,7 @@ def test_plain_http_to_a_remote_host_is_refused(check: object, url: str) -> None
             check(url)  # type: ignore[operator]
 
 
-@pytest.mark.parametrize("check", [require_safe_transport, require_safe_origin])
+@pytest.mark.parametrize("check", [check_transport, require_safe_origin])
 @pytest.mark.parametrize("url", ALLOWED)
 def test_https_and_loopback_are_allowed(check: object, url: str) -> None:
     """https anywhere, and plain http to loopback names and addresses."""

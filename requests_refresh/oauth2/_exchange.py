@@ -56,6 +56,8 @@ class TokenEndpoint:
         session: a session to send with, e.g. one with a client certificate. By default
             the endpoint makes its own, and closes it in :meth:`close`.
         allow_insecure_http: allow a plain http token endpoint that is not loopback.
+        owner: what the user constructed and passes ``allow_insecure_http`` to (the
+            grant's class name), named in the refusal of a plain http endpoint.
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class TokenEndpoint:
         timeout: float | tuple[float, float] = 10.0,
         session: requests.Session | None = None,
         allow_insecure_http: bool = False,
+        owner: str = "the grant",
     ) -> None:
         if auth_method is None:
             auth_method = "none" if client_secret is None else "client_secret_basic"
@@ -76,7 +79,7 @@ class TokenEndpoint:
         if auth_method != "none" and client_secret is None:
             raise ValueError(f"auth_method {auth_method!r} needs a client_secret")
         if not allow_insecure_http:
-            require_safe_transport(token_url)
+            require_safe_transport(token_url, configure=owner)
         self.token_url = token_url
         self.client_id = client_id
         self._client_secret = client_secret

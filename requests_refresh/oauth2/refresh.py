@@ -70,6 +70,7 @@ class RefreshTokenGrant:
             timeout=timeout,
             session=session,
             allow_insecure_http=allow_insecure_http,
+            owner=type(self).__name__,
         )
         self.scope = scope
         self.extra_params = dict(extra_params or {})

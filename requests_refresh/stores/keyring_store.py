@@ -25,6 +25,12 @@ Locking. ``keyring`` has no lock of its own, so the store holds a ``filelock`` o
 file, by default in the user's runtime or cache directory (see :func:`default_lock_path`),
 around every change and around the adapter's reload-refresh-save sequence. The lock is
 re-entrant within a thread for one store: :meth:`save` and :meth:`clear` take it too.
+
+Which backends. Only the encrypted stores of the operating system are used unless the
+caller opts in (``allow_insecure_backend=True``): with ``keyrings.alt`` installed,
+``keyring`` may otherwise pick a file backend that keeps the refresh token in plain text
+(``PlaintextKeyring`` encodes it in base64, which anyone can decode) without a word. A
+``ChainerBackend`` writes to its first backend, so that is the one judged.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ from .base import TokenStore
 if TYPE_CHECKING:
     from keyring.backend import KeyringBackend
 
-__all__ = ["DEFAULT_MAX_PART_SIZE", "KeyringTokenStore", "default_lock_path"]
+__all__ = ["DEFAULT_MAX_PART_SIZE", "SECURE_BACKENDS", "KeyringTokenStore", "default_lock_path"]
 
 #: The longest value stored in one keyring entry, in characters (ASCII, so also UTF-8
 #: bytes): 2,000 bytes once ``keyring`` encodes it as UTF-16 for Windows Credential
@@ -61,6 +67,22 @@ _PARTS_FORMAT = "requests-refresh/parts/1"
 _SLOTS = ("a", "b")
 _MAX_PARTS = 10_000  # a header naming more is damaged, not a token
 _INSTALL_HINT = "pip install 'requests-refresh[keyring]'"
+
+#: ``keyring``'s backends for the encrypted stores of the operating system, as
+#: ``(module, class name)``: the macOS Keychain, Windows Credential Manager, the
+#: freedesktop Secret Service (also through libsecret) and KWallet. Subclasses count too.
+SECURE_BACKENDS = frozenset(
+    {
+        ("keyring.backends.macOS", "Keyring"),
+        ("keyring.backends.Windows", "WinVaultKeyring"),
+        ("keyring.backends.SecretService", "Keyring"),
+        ("keyring.backends.libsecret", "Keyring"),
+        ("keyring.backends.kwallet", "DBusKeyring"),
+    }
+)
+# keyring's "no backend" placeholder stores nothing: it fails every call with
+# NoKeyringError, which the store reports as "no usable OS keyring", so it passes here.
+_NO_BACKEND = ("keyring.backends.fail", "Keyring")
 
 
 class _Header(NamedTuple):
@@ -115,6 +137,11 @@ class KeyringTokenStore(TokenStore):
             (``keyring.get_keyring()``), looked up at each use.
         max_part_size: the longest value stored in one entry, in characters; longer
             tokens are split into parts. The default suits Windows' 2,560-byte limit.
+        allow_insecure_backend: use a backend that is not one of the operating system's
+            encrypted stores (:data:`SECURE_BACKENDS`), e.g. ``keyrings.alt``'s file
+            backends or a third-party backend you trust. Without it such a backend is
+            refused with a :class:`~requests_refresh.TokenStoreError` before anything is
+            read or written.
 
     Raises:
         ImportError: ``keyring`` is not installed.
@@ -133,6 +160,7 @@ class KeyringTokenStore(TokenStore):
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         backend: KeyringBackend | None = None,
         max_part_size: int = DEFAULT_MAX_PART_SIZE,
+        allow_insecure_backend: bool = False,
     ) -> None:
         try:
             import keyring  # noqa: PLC0415 - optional dependency, imported on use
@@ -161,6 +189,7 @@ class KeyringTokenStore(TokenStore):
         self._backend = backend
         self._get_keyring: Callable[[], KeyringBackend] = keyring.get_keyring
         self._max_part_size = max_part_size
+        self._allow_insecure_backend = bool(allow_insecure_backend)
         self._lock = StoreLock(
             self._lock_path, self._lock_timeout, prepare=self._make_lock_directory
         )
@@ -330,17 +359,48 @@ class KeyringTokenStore(TokenStore):
         return f"({self._service!r}, {self._username!r})"
 
     def _keyring(self) -> KeyringBackend:
-        return self._backend if self._backend is not None else self._get_keyring()
+        backend = self._backend if self._backend is not None else self._get_keyring()
+        if not self._allow_insecure_backend:
+            self._refuse_insecure(backend)
+        return backend
+
+    def _refuse_insecure(self, backend: KeyringBackend) -> None:
+        """Raise unless ``backend`` (a chainer's first backend) is an encrypted OS store."""
+        from keyring.backends.chainer import ChainerBackend  # noqa: PLC0415 - optional
+
+        judged = backend
+        if isinstance(backend, ChainerBackend):
+            chained = list(backend.backends)
+            if chained:  # an empty chainer keeps nothing: judged (and refused) as itself
+                judged = chained[0]
+        names = {(kind.__module__, kind.__qualname__) for kind in type(judged).__mro__}
+        if names & SECURE_BACKENDS or _NO_BACKEND in names:
+            return
+        where = getattr(judged, "file_path", None)
+        how = f" in the file {where}" if isinstance(where, str) else ""
+        raise TokenStoreError(
+            f"refusing to keep {self._entry()} in the keyring backend"
+            f" {_class_name(judged)}: it is not an encrypted store of the operating system,"
+            f" so the refresh token would be kept{how} where other programs can read it."
+            " Use the OS keyring (macOS Keychain, Windows Credential Manager, a Secret"
+            " Service such as gnome-keyring, or KWallet; see `keyring --list-backends` and"
+            " PYTHON_KEYRING_BACKEND), or FileTokenStore (a file only you can read), or pass"
+            " allow_insecure_backend=True to KeyringTokenStore to use this backend anyway"
+        )
 
     def _get(self, name: str) -> str | None:
         try:
             return self._keyring().get_password(self._service, name)
+        except TokenStoreError:
+            raise  # the backend was refused
         except Exception as exc:  # every backend failure becomes a TokenStoreError
             raise self._store_error(exc, "read") from exc
 
     def _set(self, name: str, value: str) -> None:
         try:
             self._keyring().set_password(self._service, name, value)
+        except TokenStoreError:
+            raise  # the backend was refused
         except Exception as exc:  # every backend failure becomes a TokenStoreError
             raise self._store_error(exc, "write") from exc
 
@@ -355,6 +415,8 @@ class KeyringTokenStore(TokenStore):
             # is a failure.
             if self._get(name) is not None:
                 raise self._store_error(exc, "delete") from exc
+        except TokenStoreError:
+            raise  # the backend was refused
         except Exception as exc:  # every backend failure becomes a TokenStoreError
             raise self._store_error(exc, "delete") from exc
 
@@ -427,7 +489,7 @@ class KeyringTokenStore(TokenStore):
                 backend = self._get_keyring()
             except Exception:  # naming the backend must not hide the error being reported
                 return "unknown"
-        return f"{type(backend).__module__}.{type(backend).__qualname__}"
+        return _class_name(backend)
 
     def _make_lock_directory(self) -> None:
         """Create the default lock directory, 0700. A lock_path given is used as it is."""
@@ -445,6 +507,10 @@ class KeyringTokenStore(TokenStore):
                 " pass lock_path= to put the lock file elsewhere",
                 path=str(directory),
             ) from exc
+
+
+def _class_name(backend: KeyringBackend) -> str:
+    return f"{type(backend).__module__}.{type(backend).__qualname__}"
 
 
 def _past(action: str) -> str:

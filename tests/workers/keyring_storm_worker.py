@@ -26,6 +26,7 @@ def main() -> int:
         config["username"],
         lock_path=config["lock_path"],
         max_part_size=config["max_part_size"],
+        allow_insecure_backend=True,  # the tests' JSON file backend
     )
     adapter = RefreshAdapter(
         store=store,
