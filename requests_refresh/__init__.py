@@ -14,10 +14,14 @@ from importlib.metadata import PackageNotFoundError, version
 from .adapter import RefreshAdapter, default_should_refresh
 from .coordinator import RefreshStats
 from .exceptions import (
+    AuthorizationDeniedError,
+    DiscoveryError,
     InsecureTransportError,
     InvalidGrantError,
     InvalidTokenResponseError,
+    LoginError,
     LoginRequiredError,
+    LoginTimeoutError,
     NoTokenError,
     RefreshError,
     RefreshTimeoutError,
@@ -26,17 +30,32 @@ from .exceptions import (
     TokenEndpointUnavailableError,
     TokenStoreError,
 )
-from .oauth2 import RefreshTokenGrant
+from .oauth2 import (
+    ClientCredentialsGrant,
+    DeviceAuthorization,
+    RefreshTokenGrant,
+    ServerMetadata,
+    browser_login,
+    device_login,
+    discover,
+    revoke_token,
+)
 from .stores import FileTokenStore, KeyringTokenStore, MemoryTokenStore, TokenStore
 from .token import Token
 
 __all__ = [
+    "AuthorizationDeniedError",
+    "ClientCredentialsGrant",
+    "DeviceAuthorization",
+    "DiscoveryError",
     "FileTokenStore",
     "InsecureTransportError",
     "InvalidGrantError",
     "InvalidTokenResponseError",
     "KeyringTokenStore",
+    "LoginError",
     "LoginRequiredError",
+    "LoginTimeoutError",
     "MemoryTokenStore",
     "NoTokenError",
     "RefreshAdapter",
@@ -45,13 +64,18 @@ __all__ = [
     "RefreshTimeoutError",
     "RefreshTokenGrant",
     "RequestsRefreshError",
+    "ServerMetadata",
     "Token",
     "TokenEndpointError",
     "TokenEndpointUnavailableError",
     "TokenStore",
     "TokenStoreError",
     "__version__",
+    "browser_login",
     "default_should_refresh",
+    "device_login",
+    "discover",
+    "revoke_token",
 ]
 
 try:

@@ -54,10 +54,14 @@ class RefreshAdapter(HTTPAdapter):
 
     Args:
         store: where the token lives (:class:`MemoryTokenStore`, :class:`FileTokenStore`,
-            ...). It must hold a token before the first request.
+            ...). It must hold a token before the first request, unless the refresher
+            can start from nothing.
         refresher: turns a token into a new one: a :class:`RefreshTokenGrant`, or any
             callable ``refresher(token) -> Token``. Closing the adapter closes it if it
-            has a ``close()`` method.
+            has a ``close()`` method. A refresher with an ``acquire() -> Token`` method
+            (:class:`ClientCredentialsGrant`) can start from nothing: with the store
+            empty, the first request gets a token from ``acquire()``, one call however
+            many threads wait for it. ``on_refresh`` is not called for that first token.
         leeway: refresh this many seconds before expiry (capped at half the lifetime).
         refresh_timeout: the longest a request waits for another thread's refresh before
             :class:`RefreshTimeoutError`.

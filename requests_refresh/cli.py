@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import os
 import sys
 import textwrap
 import threading
@@ -16,8 +17,8 @@ import requests.adapters
 
 from . import __version__
 from .adapter import RefreshAdapter
-from .exceptions import TokenStoreError
-from .oauth2 import RefreshTokenGrant
+from .exceptions import RequestsRefreshError
+from .oauth2 import RefreshTokenGrant, browser_login, device_login, revoke_token
 from .stores import MemoryTokenStore, TokenStore
 from .stores.file_store import DEFAULT_KEY, FileTokenStore
 from .stores.keyring_store import KeyringTokenStore
@@ -63,9 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
     )
     _add_token_commands(commands)
+    _add_login_command(commands)
     args = parser.parse_args(argv)
     if args.command == "token":
         return run_token_command(args)
+    if args.command == "login":
+        return run_login_command(args)
     return run_demo(args.threads, args.seconds, args.ttl, args.leeway)
 
 
@@ -81,35 +85,143 @@ def _add_token_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         ("clear", "remove the stored token (one key of a token file)"),
     ):
         action = actions.add_parser(name, help=summary, description=summary)
-        where = action.add_mutually_exclusive_group(required=True)
-        where.add_argument("--file", metavar="PATH", help="a FileTokenStore's JSON file")
-        where.add_argument(
-            "--keyring",
-            nargs=2,
-            metavar=("SERVICE", "USERNAME"),
-            help="a KeyringTokenStore's entry in the OS keyring",
+        add_store_options(action)
+        if name == "clear":
+            action.add_argument(
+                "--revoke",
+                action="store_true",
+                help=(
+                    "first revoke the token at the server's revocation endpoint (RFC 7009);"
+                    " needs --issuer and --client-id"
+                ),
+            )
+            _add_client_options(action, required=False)
+
+
+def add_store_options(parser: argparse.ArgumentParser) -> None:
+    """The options that choose a token store; :func:`_open_store` opens it."""
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--file", metavar="PATH", help="a FileTokenStore's JSON file")
+    where.add_argument(
+        "--keyring",
+        nargs=2,
+        metavar=("SERVICE", "USERNAME"),
+        help="a KeyringTokenStore's entry in the OS keyring",
+    )
+    parser.add_argument("--key", help=f"the login's key in the file (default: {DEFAULT_KEY!r})")
+
+
+def _add_client_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    parser.add_argument(
+        "--issuer", required=required, help="the authorization server's issuer URL"
+    )
+    parser.add_argument("--client-id", required=required, help="the client identifier")
+    parser.add_argument(
+        "--client-secret-env",
+        metavar="VAR",
+        help="read the client secret from this environment variable (never from the command line)",
+    )
+
+
+def _add_login_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    summary = "sign in (device code or browser) and save the token to a store"
+    login = commands.add_parser(
+        "login",
+        help=summary,
+        description=(
+            "Sign in at an OAuth 2.0 authorization server found by discovery, and save the"
+            " token to the store. --device shows a code to enter on any device (RFC 8628);"
+            " --browser opens the sign-in page in a browser ($BROWSER, as Python's"
+            " webbrowser module chooses) and receives the answer on 127.0.0.1 (RFC 8252,"
+            " PKCE). The URL is always printed too."
+        ),
+    )
+    flow = login.add_mutually_exclusive_group(required=True)
+    flow.add_argument("--device", action="store_true", help="the device code flow")
+    flow.add_argument("--browser", action="store_true", help="the browser flow")
+    _add_client_options(login, required=True)
+    login.add_argument("--scope", help="the scope to ask for (space-separated)")
+    login.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=300.0,
+        help="give up after this many seconds (300)",
+    )
+    add_store_options(login)
+
+
+def _usage_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with a combination of options argparse cannot check, or None."""
+    if args.key is not None and args.file is None:
+        return "--key goes with --file"
+    if getattr(args, "revoke", False) and (args.issuer is None or args.client_id is None):
+        return "--revoke needs --issuer and --client-id"
+    return None
+
+
+def _client_secret(args: argparse.Namespace) -> str | None:
+    """The client secret from ``--client-secret-env``; raises ValueError if unset."""
+    if args.client_secret_env is None:
+        return None
+    secret = os.environ.get(args.client_secret_env)
+    if not secret:
+        raise ValueError(
+            f"--client-secret-env names {args.client_secret_env}, which is not set: export"
+            " the client secret in that variable"
         )
-        action.add_argument(
-            "--key", help=f"the login's key in the file (default: {DEFAULT_KEY!r})"
-        )
+    return secret
+
+
+def run_login_command(args: argparse.Namespace) -> int:
+    """``login``: returns the exit status."""
+    problem = _usage_problem(args)
+    if problem is not None:
+        print(f"requests-refresh: {problem}", file=sys.stderr)
+        return 2
+    try:
+        secret = _client_secret(args)
+        store, where = _open_store(args)
+        options = {
+            "issuer": args.issuer,
+            "client_secret": secret,
+            "scope": args.scope,
+            "timeout": args.timeout,
+        }
+        if args.device:
+            token = device_login(args.client_id, **options)
+        else:
+            token = browser_login(args.client_id, **options)
+        store.save(token)
+    except ValueError as exc:
+        print(f"requests-refresh: {exc}", file=sys.stderr)
+        return 2
+    except (RequestsRefreshError, ImportError) as exc:
+        print(f"requests-refresh: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("requests-refresh: login cancelled", file=sys.stderr)
+        return 130
+    print(f"signed in; the token is saved in {where}")
+    for name, value in describe_token(token, time.time()):
+        print(f"  {name:<14} {value}")
+    return 0
 
 
 def run_token_command(args: argparse.Namespace) -> int:
     """``token show`` / ``token clear``: returns the exit status."""
-    if args.key is not None and args.file is None:
-        print("requests-refresh: --key goes with --file", file=sys.stderr)
+    problem = _usage_problem(args)
+    if problem is not None:
+        print(f"requests-refresh: {problem}", file=sys.stderr)
         return 2
     try:
         store, where = _open_store(args)
         if args.action == "clear":
-            if store.load() is None:
-                print(f"nothing to clear: no token is stored in {where}")
-            else:
-                store.clear()
-                print(f"removed the token stored in {where}")
-            return 0
+            return _clear(args, store, where)
         token = store.load()
-    except (TokenStoreError, ImportError) as exc:
+    except ValueError as exc:
+        print(f"requests-refresh: {exc}", file=sys.stderr)
+        return 2
+    except (RequestsRefreshError, ImportError) as exc:
         print(f"requests-refresh: {exc}", file=sys.stderr)
         return 1
     if token is None:
@@ -122,6 +234,30 @@ def run_token_command(args: argparse.Namespace) -> int:
     print(f"token stored in {where}")
     for name, value in describe_token(token, time.time()):
         print(f"  {name:<14} {value}")
+    return 0
+
+
+def _clear(args: argparse.Namespace, store: TokenStore, where: str) -> int:
+    """``token clear [--revoke]``: revoke first if asked; keep the token if that fails."""
+    stored = store.load()
+    if stored is None:
+        print(f"nothing to clear: no token is stored in {where}")
+        return 0
+    if args.revoke:
+        try:
+            revoke_token(
+                stored, args.client_id, issuer=args.issuer, client_secret=_client_secret(args)
+            )
+        except RequestsRefreshError as exc:
+            print(
+                f"requests-refresh: {exc}\nthe token was not revoked and is still stored in"
+                f" {where}: try again, or clear it without --revoke",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"revoked the token at {args.issuer}")
+    store.clear()
+    print(f"removed the token stored in {where}")
     return 0
 
 

@@ -46,6 +46,10 @@ __all__ = ["RefreshStats", "Refresher"]
 logger = logging.getLogger("requests_refresh")
 
 #: Turns a token into a new one; raises on failure. :class:`RefreshTokenGrant` is one.
+#: A refresher that also has an ``acquire()`` method returning a :class:`Token` can
+#: start from nothing: with the store empty, the coordinator calls ``acquire()`` (one
+#: call for all waiting threads, like a refresh) instead of raising NoTokenError.
+#: :class:`ClientCredentialsGrant` is one.
 Refresher = Callable[[Token], Token]
 #: Called as ``on_refresh(old, new)`` once per refresh this process made.
 RefreshHook = Callable[[Token, Token], None]
@@ -105,6 +109,8 @@ class Coordinator:
     ) -> None:
         self._store = store
         self._refresher = refresher
+        acquire = getattr(refresher, "acquire", None)
+        self._acquire_first: Callable[[], object] | None = acquire if callable(acquire) else None
         self._leeway = leeway
         self._refresh_timeout = refresh_timeout
         self._cooloff = cooloff
@@ -161,6 +167,9 @@ class Coordinator:
         with self._cond:
             while True:
                 current = self._load_if_needed()
+                if current is None:
+                    self._first_token(deadline)
+                    continue
                 # A token past its refresh point is renewed whatever refused it (unless a
                 # failure is cooling off): a replay with it could arrive after it expired,
                 # and a refusal of it may be that expiry, not a refusal to retry.
@@ -227,6 +236,9 @@ class Coordinator:
         with self._cond:
             while True:
                 current = self._load_if_needed()
+                if current is None:
+                    self._first_token(deadline)
+                    continue
                 now = self._clock()
                 if now < current.refresh_due_at:
                     return current.token, current.generation
@@ -264,17 +276,20 @@ class Coordinator:
                 if refreshed and self._current is not None:
                     return self._current.token, self._current.generation
 
-    def _load_if_needed(self) -> _Current:
+    def _load_if_needed(self) -> _Current | None:
         """The current token; loads the store at start, and after a dead login.
 
         Called with the lock held. After ``invalid_grant`` it reads the store on each
         call, so that a new login (saved by this process or another) is picked up.
+        None when nothing is stored and the refresher can start from nothing.
         """
         current = self._current
         if current is not None and self._dead is None:
             return current
         stored = self._store.load()
         if current is None and stored is None:
+            if self._acquire_first is not None:
+                return None
             raise NoTokenError(
                 "no token is stored: sign in and save the token to the store"
                 f" ({self._store!r}) before sending requests"
@@ -288,6 +303,21 @@ class Coordinator:
             return self._install(stored, basis=stored)
         assert current is not None  # noqa: S101 - stored is None or stored == basis
         return current
+
+    def _first_token(self, deadline: float) -> None:
+        """Nothing is stored and the refresher can start from nothing: get a first token.
+
+        Lock held. One thread calls ``refresher.acquire()`` while the others wait, as for
+        a refresh; a failure cools off and reaches every waiter the same way.
+        """
+        if self._refreshing:
+            self._wait_for_refresh(deadline)
+            return
+        if self._clock() < self._cooloff_until and self._error is not None:
+            raise self._error
+        error, _ = self._refresh(None, reason="nothing stored")
+        if error is not None:
+            raise error
 
     def _wait_for_refresh(self, deadline: float) -> None:
         """Block until the refresh in flight ends; raise its error if it failed."""
@@ -304,7 +334,7 @@ class Coordinator:
         if self._failed_attempt > attempt and self._error is not None:
             raise self._error
 
-    def _refresh(self, current: _Current, reason: str) -> tuple[BaseException | None, bool]:
+    def _refresh(self, current: _Current | None, reason: str) -> tuple[BaseException | None, bool]:
         """Refresh ``current``, with the lock held on entry and exit (not in between).
 
         Returns ``(error, refreshed)``. On success the error is None and the new token is
@@ -312,13 +342,13 @@ class Coordinator:
         another process stored (False). Otherwise the caller raises the error; waiters
         get the same one from :meth:`_wait_for_refresh`.
         """
-        logger.debug("refreshing generation %d: %s", current.generation, reason)
+        logger.debug("refreshing generation %d: %s", self._generation, reason)
         self._refreshing = True
         basis = self._basis
         outcome: tuple[Token, bool, bool] | BaseException | None = None
         self._cond.release()
         try:
-            outcome = self._obtain(current.token, basis)
+            outcome = self._obtain(None if current is None else current.token, basis)
         finally:
             self._cond.acquire()
             self._refreshing = False
@@ -347,22 +377,26 @@ class Coordinator:
             )
         return None, not adopted
 
-    def _obtain(  # noqa: PLR0911 - one return per outcome reads best here
-        self, token: Token, basis: Token | None
+    def _obtain(  # noqa: PLR0911, PLR0912 - one return per outcome reads best here
+        self, token: Token | None, basis: Token | None
     ) -> tuple[Token, bool, bool] | RequestsRefreshError:
         """Reload, then refresh and save, under the store's lock. Runs without our lock.
 
-        Returns ``(token, adopted, saved)`` or the error (wrapped in a library error).
+        With ``token`` None, or the store found empty, a refresher that can start from
+        nothing is asked for a first token. Returns ``(token, adopted, saved)`` or the
+        error (wrapped in a library error).
         """
         try:
             with self._store.lock():
                 stored = self._store.load()
                 if stored is None:
-                    return NoTokenError(
-                        "the token store was cleared (signed out?): sign in again and save"
-                        " the new token to the store"
-                    )
-                if stored != basis:
+                    if self._acquire_first is None:
+                        return NoTokenError(
+                            "the token store was cleared (signed out?): sign in again and"
+                            " save the new token to the store"
+                        )
+                    token = None  # start from nothing
+                elif stored != basis:
                     if not self._is_due(stored):
                         return stored, True, True
                     # Another process stored a token that is already due (its holder
@@ -370,7 +404,7 @@ class Coordinator:
                     # Its refresh token is the newest one, so refresh that instead.
                     token = stored
                 try:
-                    result: object = self._refresher(token)
+                    result = self._call_refresher(token)
                 except InvalidGrantError:
                     # Not a reason to give up yet: a new login may have been stored
                     # meanwhile by something that does not take the lock.
@@ -407,8 +441,16 @@ class Coordinator:
             error = RefreshError(f"the refresher raised {type(exc).__name__}")
             error.__cause__ = exc
             return error
-        self._call_hook(token, new)
+        if token is not None:
+            self._call_hook(token, new)
         return new, False, saved
+
+    def _call_refresher(self, token: Token | None) -> object:
+        """Refresh ``token``; with None, ask the refresher for a first token."""
+        if token is not None:
+            return self._refresher(token)
+        assert self._acquire_first is not None  # noqa: S101 - None only when it can start
+        return self._acquire_first()
 
     def _is_due(self, token: Token) -> bool:
         """Whether ``token`` has reached the point where it is refreshed ahead of expiry."""

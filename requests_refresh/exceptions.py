@@ -16,6 +16,10 @@ The tree::
     |   |   +-- TokenEndpointUnavailableError   transient: 5xx, 429, timeout, no connection
     |   +-- InvalidTokenResponseError the token endpoint's answer is not a usable token
     |   +-- RefreshTimeoutError       waited longer than ``refresh_timeout`` for a refresh
+    |   +-- LoginError                a sign-in flow (device, browser) ended without a token
+    |       +-- AuthorizationDeniedError  the user or the server said no (access_denied)
+    |       +-- LoginTimeoutError     the code expired or the login took too long
+    +-- DiscoveryError                the server's metadata could not be used
     +-- TokenStoreError               the token store cannot be read, written or locked
     +-- InsecureTransportError        a token would have gone over plain http
 
@@ -34,10 +38,14 @@ if TYPE_CHECKING:
     from .token import Token
 
 __all__ = [
+    "AuthorizationDeniedError",
+    "DiscoveryError",
     "InsecureTransportError",
     "InvalidGrantError",
     "InvalidTokenResponseError",
+    "LoginError",
     "LoginRequiredError",
+    "LoginTimeoutError",
     "NoTokenError",
     "RefreshError",
     "RefreshTimeoutError",
@@ -131,6 +139,46 @@ class InvalidTokenResponseError(RefreshError):
 
 class RefreshTimeoutError(RefreshError):
     """A request waited longer than ``refresh_timeout`` for another thread's refresh."""
+
+
+class LoginError(RefreshError):
+    """A sign-in flow (:func:`device_login`, :func:`browser_login`) ended without a token.
+
+    Attributes:
+        error: the OAuth ``error`` code the server sent (``"access_denied"``, ...), or None.
+        error_description: the server's ``error_description`` (cut short), or None.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        error: str | None = None,
+        error_description: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.error = error
+        self.error_description = error_description
+
+
+class AuthorizationDeniedError(LoginError):
+    """The user declined the sign-in, or the server refused it (``access_denied``).
+
+    Run the login again and approve the request, or ask the server's administrator
+    whether this client may be used.
+    """
+
+
+class LoginTimeoutError(LoginError):
+    """The sign-in was not completed in time: the code expired (``expired_token``) or
+    ``timeout`` passed. Run the login again and finish it sooner."""
+
+
+class DiscoveryError(RequestsRefreshError):
+    """The authorization server's metadata (RFC 8414, OpenID Connect Discovery) could
+    not be fetched or used: unreachable, not JSON, the wrong ``issuer``, or an endpoint
+    a flow needs is missing. The message says which; pass the endpoint's URL
+    explicitly when the server does not publish it."""
 
 
 class TokenStoreError(RequestsRefreshError):

@@ -15,7 +15,21 @@ presented again. It counts what happens, so a test can assert "exactly one refre
 
 Endpoints:
 
-* ``POST /token``: the refresh token grant (RFC 6749 section 6).
+* ``POST /token``: the refresh token grant (RFC 6749 section 6), client credentials
+  (section 4.4), the device code grant (RFC 8628) and the authorization code grant with
+  PKCE (RFC 6749 section 4.1, RFC 7636).
+* ``GET /.well-known/oauth-authorization-server`` and
+  ``/.well-known/openid-configuration``: the server's metadata (RFC 8414); the issuer is
+  :attr:`AuthorizationServer.url`.
+* ``POST /device_authorization``: device authorization (RFC 8628 section 3.1). A test
+  approves or denies the user code with :meth:`~AuthorizationServer.approve` and
+  :meth:`~AuthorizationServer.deny` (or :attr:`~AuthorizationServer.on_user_code`); a
+  person can use the page at ``/device``.
+* ``GET /authorize``: the authorization endpoint for loopback redirect URIs (RFC 8252),
+  PKCE S256 required. ``consent="auto"`` approves at once (for headless tests),
+  ``"deny"`` answers ``access_denied``, ``"page"`` shows a consent page with a form a
+  browser submits (``consent_autosubmit=True`` submits it by script).
+* ``POST /revoke``: token revocation (RFC 7009); revoking a refresh token revokes its login.
 * ``/resource`` (any method): 200 with a JSON description of the request (method, body
   length and SHA-256) for a valid bearer token; 401 with ``WWW-Authenticate`` otherwise.
 
@@ -28,6 +42,8 @@ import base64
 import contextlib
 import dataclasses
 import hashlib
+import html
+import ipaddress
 import json
 import secrets
 import socket
@@ -36,8 +52,9 @@ import threading
 import time
 import urllib.parse
 from collections import deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
 
 from .token import Token
 
@@ -57,6 +74,13 @@ class ServerStats:
         forced: forced answers given (see :meth:`AuthorizationServer.fail_next`).
         resource_requests: requests to ``/resource``.
         resource_unauthorized: of those, answered 401.
+        client_credentials: tokens issued by the client credentials grant.
+        device_authorizations: device codes issued.
+        device_polls: device code grant requests (pending, denied, ... or approved).
+        authorization_codes: authorization codes issued.
+        code_exchanges: authorization codes exchanged for a token.
+        pkce_failures: authorization codes refused for a wrong or missing code verifier.
+        revocations: tokens revoked at ``/revoke``.
     """
 
     token_requests: int = 0
@@ -67,6 +91,13 @@ class ServerStats:
     forced: int = 0
     resource_requests: int = 0
     resource_unauthorized: int = 0
+    client_credentials: int = 0
+    device_authorizations: int = 0
+    device_polls: int = 0
+    authorization_codes: int = 0
+    code_exchanges: int = 0
+    pkce_failures: int = 0
+    revocations: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +114,29 @@ class _Login:
     revoked: bool = False
 
 
+@dataclasses.dataclass
+class _Device:
+    user_code: str
+    scope: str | None
+    expires_at: float
+    status: Literal["pending", "approved", "denied", "used"] = "pending"
+
+
+@dataclasses.dataclass
+class _Code:
+    redirect_uri: str
+    challenge: str | None
+    scope: str | None
+    expires_at: float
+    used: bool = False
+
+
+#: The device code grant type (RFC 8628 section 3.4).
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+# Letters that cannot be read as digits or spell words (RFC 8628 section 6.1).
+_USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"
+
+
 class AuthorizationServer:
     """An OAuth 2.0 authorization server with a protected resource, on 127.0.0.1.
 
@@ -95,8 +149,17 @@ class AuthorizationServer:
         client_secret: when set, the client must authenticate (Basic or form fields).
         always_refuse: ``/resource`` answers 401 to every request, even with a valid
             token (a permissions problem dressed as 401).
+        device_interval: the polling ``interval`` sent with device codes, in seconds.
+        device_code_ttl: lifetime of device codes, in seconds.
+        consent: what ``/authorize`` does: ``"auto"`` redirects back with a code at once,
+            ``"deny"`` with ``error=access_denied``, ``"page"`` shows a consent page.
+        consent_autosubmit: the consent page approves by itself with a line of script
+            (a real browser runs it; ``requests`` does not).
 
-    The knobs are plain attributes and may be changed while the server runs.
+    The knobs are plain attributes and may be changed while the server runs. So are
+    :attr:`on_user_code`, called with each user code the device endpoint issues (a test
+    can approve it there), and :attr:`metadata_overrides`, merged into the metadata
+    document (a None value removes a field: ``{"device_authorization_endpoint": None}``).
     """
 
     def __init__(
@@ -109,6 +172,10 @@ class AuthorizationServer:
         client_id: str = "test-client",
         client_secret: str | None = None,
         always_refuse: bool = False,
+        device_interval: float = 5.0,
+        device_code_ttl: float = 600.0,
+        consent: Literal["auto", "deny", "page"] = "auto",
+        consent_autosubmit: bool = False,
     ) -> None:
         self.access_ttl = access_ttl
         self.rotate = rotate
@@ -117,6 +184,16 @@ class AuthorizationServer:
         self.client_id = client_id
         self.client_secret = client_secret
         self.always_refuse = always_refuse
+        self.device_interval = device_interval
+        self.device_code_ttl = device_code_ttl
+        self.consent = consent
+        self.consent_autosubmit = consent_autosubmit
+        self.on_user_code: Callable[[str], None] | None = None
+        self.metadata_overrides: dict[str, Any] = {}
+        self._devices: dict[str, _Device] = {}  # device code -> its state
+        self._user_codes: dict[str, str] = {}  # user code -> device code
+        self._codes: dict[str, _Code] = {}  # authorization code -> its request
+        self._token_params: deque[dict[str, str]] = deque(maxlen=256)
         self._mutex = threading.Lock()
         self._stats = ServerStats()
         self._logins: dict[str, _Login] = {}
@@ -185,6 +262,79 @@ class AuthorizationServer:
     def resource_url(self) -> str:
         return self.url + "/resource"
 
+    @property
+    def issuer(self) -> str:
+        """The issuer identifier for discovery: the same as :attr:`url`."""
+        return self.url
+
+    @property
+    def authorization_url(self) -> str:
+        return self.url + "/authorize"
+
+    @property
+    def device_authorization_url(self) -> str:
+        return self.url + "/device_authorization"
+
+    @property
+    def revocation_url(self) -> str:
+        return self.url + "/revoke"
+
+    def metadata(self) -> dict[str, Any]:
+        """The metadata document (RFC 8414) served at the well-known addresses."""
+        document: dict[str, Any] = {
+            "issuer": self.issuer,
+            "token_endpoint": self.token_url,
+            "authorization_endpoint": self.authorization_url,
+            "device_authorization_endpoint": self.device_authorization_url,
+            "revocation_endpoint": self.revocation_url,
+            "response_types_supported": ["code"],
+            "grant_types_supported": [
+                "authorization_code",
+                "refresh_token",
+                "client_credentials",
+                DEVICE_CODE_GRANT,
+            ],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": (
+                ["client_secret_basic", "client_secret_post"]
+                if self.client_secret is not None
+                else ["none"]
+            ),
+            "scopes_supported": ["read", "write"],
+        }
+        for name, value in self.metadata_overrides.items():
+            if value is None:
+                document.pop(name, None)
+            else:
+                document[name] = value
+        return document
+
+    def approve(self, user_code: str) -> None:
+        """Approve the device login waiting with ``user_code``, as its user would.
+
+        Raises:
+            KeyError: no device login is waiting with that user code.
+        """
+        self._decide(user_code, "approved")
+
+    def deny(self, user_code: str) -> None:
+        """Deny the device login waiting with ``user_code``: its polls get ``access_denied``.
+
+        Raises:
+            KeyError: no device login is waiting with that user code.
+        """
+        self._decide(user_code, "denied")
+
+    @property
+    def token_params(self) -> list[dict[str, str]]:
+        """The form fields of recent token requests (the last 256), oldest first.
+
+        ``client_secret`` is left out; everything else, secrets included, is kept: this
+        is a test double.
+        """
+        with self._mutex:
+            return [dict(form) for form in self._token_params]
+
     # -- what tests do --------------------------------------------------------------------
 
     def login(self, scope: str | None = "read") -> Token:
@@ -247,7 +397,7 @@ class AuthorizationServer:
             **{name: getattr(self._stats, name) + n for name, n in increments.items()},
         )
 
-    def _issue(self, login: str, scope: str | None) -> dict[str, Any]:
+    def _issue(self, login: str, scope: str | None, *, refresh: bool = True) -> dict[str, Any]:
         """A token response for ``login`` (mutex held)."""
         access_token = "at-" + secrets.token_urlsafe(24)
         self._access_tokens[access_token] = (login, time.time() + self.access_ttl)
@@ -258,6 +408,8 @@ class AuthorizationServer:
         }
         if scope is not None:
             payload["scope"] = scope
+        if not refresh:
+            return payload
         if self.rotate or not any(
             owner == login and not spent for owner, spent in self._refresh_tokens.values()
         ):
@@ -330,6 +482,163 @@ class AuthorizationServer:
             login_id, expires_at = entry
             return not self._logins[login_id].revoked and time.time() < expires_at
 
+    def _decide(self, user_code: str, status: Literal["approved", "denied"]) -> None:
+        with self._mutex:
+            device = self._devices.get(self._user_codes.get(user_code.upper(), ""))
+            if device is None or device.status != "pending":
+                raise KeyError(f"no device login is waiting with user code {user_code!r}")
+            device.status = status
+
+    def _grant(
+        self, form: dict[str, str], authorization: str | None
+    ) -> tuple[int, dict[str, Any]]:
+        """Answer a token request: dispatch on ``grant_type``."""
+        grant_type = form.get("grant_type")
+        with self._mutex:
+            self._token_params.append(
+                {name: value for name, value in form.items() if name != "client_secret"}
+            )
+        if grant_type == "refresh_token":
+            return self._refresh(form, authorization)
+        if grant_type not in ("client_credentials", DEVICE_CODE_GRANT, "authorization_code"):
+            return 400, {"error": "unsupported_grant_type"}
+        if not self._client_ok(form, authorization):
+            return 401, {"error": "invalid_client", "error_description": "unknown client"}
+        if grant_type == "client_credentials":
+            with self._mutex:
+                login = self._new_login()
+                self._count(client_credentials=1)
+                return 200, self._issue(login, form.get("scope") or "read", refresh=False)
+        if grant_type == DEVICE_CODE_GRANT:
+            return self._poll_device(form.get("device_code", ""))
+        return self._exchange_code(form)
+
+    def _new_login(self) -> str:
+        login = secrets.token_hex(8)
+        self._logins[login] = _Login()
+        return login
+
+    def _authorize_device(
+        self, form: dict[str, str], authorization: str | None
+    ) -> tuple[int, dict[str, Any]]:
+        if not self._client_ok(form, authorization):
+            return 401, {"error": "invalid_client", "error_description": "unknown client"}
+        device_code = "dc-" + secrets.token_urlsafe(24)
+        user_code = "".join(secrets.choice(_USER_CODE_ALPHABET) for _ in range(8))
+        user_code = f"{user_code[:4]}-{user_code[4:]}"
+        with self._mutex:
+            self._devices[device_code] = _Device(
+                user_code, form.get("scope"), time.time() + self.device_code_ttl
+            )
+            self._user_codes[user_code] = device_code
+            self._count(device_authorizations=1)
+        hook = self.on_user_code
+        if hook is not None:
+            hook(user_code)
+        verification = self.url + "/device"
+        return 200, {
+            "device_code": device_code,
+            "user_code": user_code,
+            "verification_uri": verification,
+            "verification_uri_complete": f"{verification}?user_code={user_code}",
+            "expires_in": self.device_code_ttl,
+            "interval": self.device_interval,
+        }
+
+    def _poll_device(self, device_code: str) -> tuple[int, dict[str, Any]]:
+        with self._mutex:
+            self._count(device_polls=1)
+            device = self._devices.get(device_code)
+            if device is None or device.status == "used":
+                self._count(invalid_grant=1)
+                return 400, {"error": "invalid_grant", "error_description": "unknown code"}
+            if time.time() >= device.expires_at:
+                return 400, {"error": "expired_token"}
+            if device.status == "denied":
+                return 400, {"error": "access_denied"}
+            if device.status == "pending":
+                return 400, {"error": "authorization_pending"}
+            device.status = "used"
+            return 200, self._issue(self._new_login(), device.scope or "read")
+
+    def _check_authorization_request(
+        self, params: dict[str, str]
+    ) -> tuple[str | None, str | None]:
+        """(redirect_uri, None) when the redirect may be used, else (None, why not)."""
+        if params.get("client_id") != self.client_id:
+            return None, "unknown client_id"
+        redirect_uri = params.get("redirect_uri", "")
+        parts = urllib.parse.urlsplit(redirect_uri)
+        try:
+            loopback = parts.scheme == "http" and (
+                parts.hostname == "localhost"
+                or ipaddress.ip_address(parts.hostname or "").is_loopback
+            )
+        except ValueError:
+            loopback = False
+        if not loopback or parts.fragment:
+            return None, "redirect_uri must be an http loopback address (RFC 8252 section 7.3)"
+        return redirect_uri, None
+
+    def _authorization_error(self, params: dict[str, str]) -> str | None:
+        """The error to redirect with for a request whose redirect URI is fine."""
+        if params.get("response_type") != "code":
+            return "unsupported_response_type"
+        if not params.get("code_challenge") or params.get("code_challenge_method") != "S256":
+            return "invalid_request"
+        return None
+
+    def _issue_code(self, params: dict[str, str], redirect_uri: str) -> str:
+        code = "ac-" + secrets.token_urlsafe(24)
+        with self._mutex:
+            self._codes[code] = _Code(
+                redirect_uri,
+                params.get("code_challenge"),
+                params.get("scope"),
+                time.time() + 60.0,
+            )
+            self._count(authorization_codes=1)
+        return code
+
+    def _exchange_code(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        with self._mutex:
+            code = self._codes.get(form.get("code", ""))
+            if code is None or code.used or time.time() >= code.expires_at:
+                self._count(invalid_grant=1)
+                return 400, {"error": "invalid_grant", "error_description": "unknown code"}
+            if form.get("redirect_uri") != code.redirect_uri:
+                self._count(invalid_grant=1)
+                return 400, {"error": "invalid_grant", "error_description": "redirect_uri"}
+            verifier = form.get("code_verifier", "")
+            digest = hashlib.sha256(verifier.encode()).digest()
+            expected = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+            if code.challenge is not None and (not verifier or expected != code.challenge):
+                self._count(invalid_grant=1, pkce_failures=1)
+                return 400, {
+                    "error": "invalid_grant",
+                    "error_description": "PKCE verification failed",
+                }
+            code.used = True
+            self._count(code_exchanges=1)
+            return 200, self._issue(self._new_login(), code.scope or "read")
+
+    def _revoke_token(
+        self, form: dict[str, str], authorization: str | None
+    ) -> tuple[int, dict[str, Any] | None]:
+        if not self._client_ok(form, authorization):
+            return 401, {"error": "invalid_client", "error_description": "unknown client"}
+        token = form.get("token", "")
+        with self._mutex:
+            self._count(revocations=1)
+            entry = self._refresh_tokens.get(token)
+            if entry is not None:
+                login = self._logins[entry[0]]
+                if not login.revoked:
+                    login.revoked = True
+                    self._count(logins_revoked=1)
+            self._access_tokens.pop(token, None)
+        return 200, None  # RFC 7009 section 2.2: 200 whether or not the token was known
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -386,13 +695,31 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(payload).encode(), extra)
 
     def do_POST(self) -> None:
-        if self.path.split("?")[0] == "/token":
+        path = self.path.split("?")[0]
+        if path == "/token":
             self._token()
+        elif path in ("/device_authorization", "/revoke", "/authorize", "/device"):
+            self._form_endpoint(path)
         else:
             self._resource()
 
     def do_GET(self) -> None:
-        self._resource()
+        path, _, query = self.path.partition("?")
+        params = dict(urllib.parse.parse_qsl(query))
+        if path in (
+            "/.well-known/oauth-authorization-server",
+            "/.well-known/openid-configuration",
+        ):
+            self._read_body()
+            self._send_json(200, self.server.app.metadata())
+        elif path == "/authorize":
+            self._read_body()
+            self._authorize(params)
+        elif path == "/device":
+            self._read_body()
+            self._send_page(200, "Device login", _device_form(params.get("user_code", "")))
+        else:
+            self._resource()
 
     do_PUT = do_PATCH = do_DELETE = do_POST
 
@@ -415,8 +742,68 @@ class _Handler(BaseHTTPRequestHandler):
         if app.latency:
             app._stopping.wait(app.latency)
         form = dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace")))
-        status, payload = app._refresh(form, self.headers.get("Authorization"))
+        status, payload = app._grant(form, self.headers.get("Authorization"))
         self._send_json(status, payload)
+
+    def _form_endpoint(self, path: str) -> None:
+        app = self.server.app
+        body = self._read_body()
+        form = dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace")))
+        authorization = self.headers.get("Authorization")
+        if path == "/device_authorization":
+            self._send_json(*app._authorize_device(form, authorization))
+        elif path == "/revoke":
+            status, payload = app._revoke_token(form, authorization)
+            if payload is None:
+                self._send(status, b"")
+            else:
+                self._send_json(status, payload)
+        elif path == "/authorize":
+            self._authorize(form, decision=form.get("decision", "deny"))
+        else:
+            user_code = form.get("user_code", "")
+            try:
+                if form.get("decision") == "approve":
+                    app.approve(user_code)
+                else:
+                    app.deny(user_code)
+            except KeyError:
+                self._send_page(400, "Unknown code", "<p>No login is waiting for that code.</p>")
+                return
+            self._send_page(200, "Done", "<p>Done. Return to your device.</p>")
+
+    def _authorize(self, params: dict[str, str], decision: str | None = None) -> None:
+        """The authorization endpoint: GET shows or skips consent, POST is the decision."""
+        app = self.server.app
+        redirect_uri, problem = app._check_authorization_request(params)
+        if redirect_uri is None:
+            # RFC 6749 section 4.1.2.1: never redirect to an unchecked redirect URI.
+            self._send_page(400, "Sign-in error", f"<p>{html.escape(str(problem))}</p>")
+            return
+        back = {"state": params["state"]} if "state" in params else {}
+        back["iss"] = app.issuer
+        error = app._authorization_error(params)
+        if error is None and decision is None:
+            if app.consent == "page":
+                self._send_page(200, "Sign in", _consent_form(params, app.consent_autosubmit))
+                return
+            decision = "approve" if app.consent == "auto" else "deny"
+        if error is None and decision != "approve":
+            error = "access_denied"
+        if error is None:
+            back["code"] = app._issue_code(params, redirect_uri)
+        else:
+            back["error"] = error
+        separator = "&" if "?" in redirect_uri else "?"
+        location = redirect_uri + separator + urllib.parse.urlencode(back)
+        self._send(303, b"", (("Location", location),))
+
+    def _send_page(self, status: int, title: str, content: str) -> None:
+        page = (
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+            f"</title></head><body><h1>{html.escape(title)}</h1>{content}</body></html>"
+        )
+        self._send(status, page.encode(), (("Content-Type", "text/html; charset=utf-8"),))
 
     def _resource(self) -> None:
         app = self.server.app
@@ -441,3 +828,33 @@ class _Handler(BaseHTTPRequestHandler):
                 "body_sha256": hashlib.sha256(body).hexdigest(),
             },
         )
+
+
+def _consent_form(params: dict[str, str], autosubmit: bool) -> str:
+    """The consent page: approve and deny forms that post the request back."""
+    hidden = "".join(
+        f"<input type='hidden' name='{html.escape(name)}' value='{html.escape(value)}'>"
+        for name, value in params.items()
+        if name != "decision"
+    )
+    forms = "".join(
+        f"<form method='post' action='/authorize' id='{decision}'>{hidden}"
+        f"<input type='hidden' name='decision' value='{decision}'>"
+        f"<button type='submit'>{label}</button></form>"
+        for decision, label in (("approve", "Allow"), ("deny", "Deny"))
+    )
+    client = html.escape(params.get("client_id", ""))
+    scope = html.escape(params.get("scope", "") or "the default scope")
+    script = "<script>document.getElementById('approve').submit();</script>" if autosubmit else ""
+    return f"<p>{client} asks for {scope}.</p>{forms}{script}"
+
+
+def _device_form(user_code: str) -> str:
+    """The verification page of the device flow: enter the code, allow or deny."""
+    code = html.escape(user_code)
+    return (
+        "<form method='post' action='/device'>"
+        f"<label>Code <input name='user_code' value='{code}'></label>"
+        "<button name='decision' value='approve'>Allow</button>"
+        "<button name='decision' value='deny'>Deny</button></form>"
+    )

@@ -26,6 +26,7 @@ from ..exceptions import (
     TokenEndpointUnavailableError,
 )
 from ..token import Token
+from ._http import BodyTooLargeError, parse_json, read_body, where
 
 __all__ = ["ClientAuthMethod", "TokenEndpoint"]
 
@@ -80,6 +81,7 @@ class TokenEndpoint:
             raise ValueError(f"auth_method {auth_method!r} needs a client_secret")
         if not allow_insecure_http:
             require_safe_transport(token_url, configure=owner)
+        self.owner = owner
         self.token_url = token_url
         self.client_id = client_id
         self._client_secret = client_secret
@@ -253,6 +255,113 @@ class TokenEndpoint:
         if len(text) > _MAX_DESCRIPTION:
             text = text[:_MAX_DESCRIPTION] + "..."
         return text
+
+    def post_form(
+        self,
+        url: str,
+        params: Mapping[str, str],
+        *,
+        endpoint: str,
+        secrets: Iterable[str | None] = (),
+        allow_insecure_http: bool = False,
+    ) -> dict[str, Any] | None:
+        """POST ``params`` with the client's authentication to another endpoint of the server.
+
+        For the endpoints that authenticate the client as the token endpoint does but do
+        not answer with a token: device authorization (RFC 8628 section 3.1) and
+        revocation (RFC 7009 section 2.1). ``endpoint`` names it in messages (``"the
+        revocation endpoint"``). The answer is read up to 64 KiB, within ``timeout``
+        in all; no redirect is followed.
+
+        Returns:
+            The JSON object answered, or None for a success with an empty body.
+
+        Raises:
+            TokenEndpointUnavailableError: 429, 5xx, a timeout or no connection.
+            TokenEndpointError: an OAuth error answer, or any other 4xx or redirect.
+            InvalidTokenResponseError: a success whose body is neither empty nor a JSON object.
+        """
+        if not allow_insecure_http:
+            require_safe_transport(url, configure=self.owner)
+        data = dict(params)
+        auth = self._client_auth(data)
+        place = f"{endpoint} {where(url)}"
+        total = sum(self.timeout) if isinstance(self.timeout, tuple) else self.timeout
+        deadline = time.monotonic() + total
+        try:
+            with self._session.post(
+                url,
+                data=data,
+                auth=auth,
+                headers={"Accept": "application/json"},
+                timeout=self.timeout,
+                allow_redirects=False,
+                stream=True,
+            ) as response:
+                body = read_body(response, deadline=deadline)
+        except requests.Timeout as exc:
+            raise TokenEndpointUnavailableError(
+                f"the {place} did not answer within {self.timeout} s"
+            ) from exc
+        except requests.ConnectionError as exc:
+            raise TokenEndpointUnavailableError(f"could not connect to the {place}") from exc
+        except BodyTooLargeError as exc:
+            raise InvalidTokenResponseError(f"the {place} answered too much: {exc}") from None
+        except requests.RequestException as exc:
+            raise RefreshError(
+                f"the request to the {place} failed ({type(exc).__name__})"
+            ) from exc
+        status = response.status_code
+        payload = parse_json(body) if body.strip() else None
+        if isinstance(payload, dict) and isinstance(payload.get("error"), str):
+            error = self._redact(payload["error"], (*secrets,))[:100]
+            description = payload.get("error_description")
+            description = (
+                self._redact(description, (*secrets,)) if isinstance(description, str) else None
+            )
+            detail = f"{error}: {description}" if description else error
+            kind = (
+                TokenEndpointUnavailableError
+                if error in _TRANSIENT_ERRORS or status == 429 or status >= 500
+                else TokenEndpointError
+            )
+            raise kind(
+                f"the {place} refused the request ({detail}, HTTP {status}):"
+                " check the client's configuration and the server's documentation",
+                error=error,
+                error_description=description,
+                status_code=status,
+            )
+        if status == 429 or status >= 500:
+            raise TokenEndpointUnavailableError(
+                f"the {place} is unavailable (HTTP {status}): try again later",
+                status_code=status,
+                retry_after=_retry_after(response),
+            )
+        if status >= 300:
+            raise TokenEndpointError(
+                f"the {place} answered HTTP {status}, which is neither a success nor an"
+                " OAuth error: check its URL",
+                status_code=status,
+            )
+        if payload is None and not body.strip():
+            return None
+        if not isinstance(payload, dict):
+            raise InvalidTokenResponseError(
+                f"the {place} answered HTTP {status} with a body that is not a JSON object"
+            )
+        return payload
+
+    def _client_auth(self, data: dict[str, str]) -> tuple[str, str] | None:
+        """Add the client's credentials to ``data``, or return them for HTTP Basic."""
+        if self.auth_method == "client_secret_basic":
+            assert self._client_secret is not None  # noqa: S101 - checked in __init__
+            return (_form_encode(self.client_id), _form_encode(self._client_secret))
+        data["client_id"] = self.client_id
+        if self.auth_method == "client_secret_post":
+            assert self._client_secret is not None  # noqa: S101 - checked in __init__
+            data["client_secret"] = self._client_secret
+        return None
 
 
 def _port(parts: urllib.parse.SplitResult) -> str:

@@ -1,0 +1,208 @@
+"""device_login (RFC 8628) against AuthorizationServer, with a clock the test controls."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+
+from requests_refresh import (
+    AuthorizationDeniedError,
+    DeviceAuthorization,
+    InvalidTokenResponseError,
+    LoginError,
+    LoginTimeoutError,
+    RefreshError,
+    device_login,
+)
+from requests_refresh.testing import AuthorizationServer
+
+from .servers import Reply, ScriptedServer, Seen
+
+
+class FakeTime:
+    """A monotonic clock that only moves when the flow sleeps; records every sleep.
+
+    ``on_sleep(n)`` runs before the n-th poll (1-based), e.g. to approve the code then.
+    """
+
+    def __init__(self, on_sleep: Callable[[int], None] | None = None) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+        self.on_sleep = on_sleep
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        if self.on_sleep is not None:
+            self.on_sleep(len(self.sleeps))
+
+
+def login(server: AuthorizationServer, fake: FakeTime, **options: object) -> object:
+    """device_login against ``server`` with the fake time; shown codes land in options."""
+    return device_login(
+        server.client_id,
+        issuer=server.issuer,
+        sleep=fake.sleep,
+        clock=fake.clock,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def test_approved_login_returns_a_token_and_shows_the_code_once(
+    server: AuthorizationServer,
+) -> None:
+    """on_code gets the user code and URIs once; approval yields a working token."""
+    shown: list[DeviceAuthorization] = []
+    fake = FakeTime(on_sleep=lambda n: server.approve(shown[0].user_code) if n == 1 else None)
+    token = device_login(
+        server.client_id,
+        issuer=server.issuer,
+        scope="read write",
+        on_code=shown.append,
+        sleep=fake.sleep,
+        clock=fake.clock,
+    )
+    assert len(shown) == 1
+    code = shown[0]
+    assert code.verification_uri == server.url + "/device"
+    assert code.verification_uri_complete == f"{server.url}/device?user_code={code.user_code}"
+    assert code.interval == 5.0
+    assert fake.sleeps == [5.0]
+    assert token.refresh_token is not None
+    assert token.scope == "read write"
+    assert server.stats.device_polls == 1
+
+
+def test_pending_keeps_polling_at_the_interval(server: AuthorizationServer) -> None:
+    """authorization_pending twice, then approved: three polls, each after the interval."""
+    shown: list[DeviceAuthorization] = []
+    fake = FakeTime(on_sleep=lambda n: server.approve(shown[0].user_code) if n == 3 else None)
+    login(server, fake, on_code=shown.append)
+    assert fake.sleeps == [5.0, 5.0, 5.0]
+    assert server.stats.device_polls == 3
+
+
+def test_slow_down_adds_five_seconds_for_good(server: AuthorizationServer) -> None:
+    """After slow_down the interval is 5 s longer, and stays so."""
+    shown: list[DeviceAuthorization] = []
+
+    def on_sleep(n: int) -> None:
+        if n == 1:
+            server.fail_next(400, body={"error": "slow_down"})
+        if n == 4:
+            server.approve(shown[0].user_code)
+
+    fake = FakeTime(on_sleep=on_sleep)
+    login(server, fake, on_code=shown.append)
+    assert fake.sleeps == [5.0, 10.0, 10.0, 10.0]
+
+
+def test_denied_ends_with_authorization_denied(server: AuthorizationServer) -> None:
+    """access_denied is AuthorizationDeniedError (a LoginError and RefreshError)."""
+    server.on_user_code = server.deny
+    with pytest.raises(AuthorizationDeniedError) as caught:
+        login(server, FakeTime(), on_code=lambda code: None)
+    assert isinstance(caught.value, LoginError)
+    assert isinstance(caught.value, RefreshError)
+    assert caught.value.error == "access_denied"
+    assert "run the login again" in str(caught.value)
+
+
+def test_expired_token_ends_with_login_timeout(server: AuthorizationServer) -> None:
+    """The server's expired_token is LoginTimeoutError that says to run the login again."""
+    server.fail_next(400, body={"error": "expired_token"})
+    with pytest.raises(LoginTimeoutError, match="run the login again") as caught:
+        login(server, FakeTime(), on_code=lambda code: None)
+    assert caught.value.error == "expired_token"
+
+
+def test_polling_stops_when_the_code_expires(server: AuthorizationServer) -> None:
+    """Never approved: polling stops at the code's lifetime, without a poll past it."""
+    server.device_code_ttl = 22.0
+    fake = FakeTime()
+    with pytest.raises(LoginTimeoutError, match="code expired"):
+        login(server, fake, on_code=lambda code: None)
+    assert fake.sleeps == [5.0, 5.0, 5.0, 5.0]
+    assert server.stats.device_polls == 4
+
+
+def test_timeout_bounds_the_wait(server: AuthorizationServer) -> None:
+    """timeout=12 with a 5 s interval: two polls, then LoginTimeoutError naming timeout."""
+    fake = FakeTime()
+    with pytest.raises(LoginTimeoutError, match="within 12 s"):
+        login(server, fake, on_code=lambda code: None, timeout=12.0)
+    assert server.stats.device_polls == 2
+
+
+def test_real_polling_with_a_short_interval(server: AuthorizationServer) -> None:
+    """With real time and a server interval of 0 (floored at 0.2 s), approval lands."""
+    server.device_interval = 0
+    server.on_user_code = server.approve
+    token = device_login(server.client_id, issuer=server.issuer, on_code=lambda code: None)
+    assert token.access_token
+
+
+def test_the_default_on_code_prints_where_to_go(
+    server: AuthorizationServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without on_code, the URL and the user code are printed on stderr."""
+    codes: list[str] = []
+    server.on_user_code = codes.append
+    fake = FakeTime(on_sleep=lambda n: server.approve(codes[0]))
+    login(server, fake)
+    err = capsys.readouterr().err
+    assert codes[0] in err
+    assert server.url + "/device" in err
+
+
+def test_a_hostile_device_answer_is_refused() -> None:
+    """A user code with control characters is refused; a missing complete URI is None."""
+    answers = [
+        {
+            "device_code": "d",
+            "user_code": "AB\x1b[2JCD",
+            "verification_uri": "https://x/device",
+            "expires_in": 60,
+        },
+        {
+            "device_code": "d",
+            "user_code": "ABCD",
+            "verification_uri": "https://x/device",
+            "expires_in": 60,
+            "interval": 1,
+        },
+    ]
+
+    def answer(seen: Seen) -> Reply:
+        if seen.path == "/device":
+            body = answers.pop(0)
+        else:
+            body = {"access_token": "a", "token_type": "Bearer", "expires_in": 60}
+        return Reply(200, {"Content-Type": "application/json"}, json.dumps(body).encode())
+
+    shown: list[DeviceAuthorization] = []
+    with ScriptedServer(answer) as scripted:
+        device_url, token_url = scripted.url + "/device", scripted.url + "/token"
+        with pytest.raises(InvalidTokenResponseError, match="control characters"):
+            device_login(
+                "c",
+                device_authorization_url=device_url,
+                token_url=token_url,
+                on_code=shown.append,
+            )
+        fake = FakeTime()
+        device_login(
+            "c",
+            device_authorization_url=device_url,
+            token_url=token_url,
+            on_code=shown.append,
+            sleep=fake.sleep,
+            clock=fake.clock,
+        )
+    assert shown[0].verification_uri_complete is None
+    assert shown[0].interval == 1.0

@@ -1,0 +1,43 @@
+"""revoke_token (RFC 7009) against AuthorizationServer."""
+
+from __future__ import annotations
+
+import pytest
+
+from requests_refresh import (
+    InvalidGrantError,
+    RefreshTokenGrant,
+    TokenEndpointError,
+    revoke_token,
+)
+from requests_refresh.testing import AuthorizationServer
+
+
+def test_revoking_the_refresh_token_ends_the_login(server: AuthorizationServer) -> None:
+    """After revocation the refresh token is refused with invalid_grant."""
+    token = server.login()
+    revoke_token(token, server.client_id, issuer=server.issuer)
+    assert server.stats.revocations == 1
+    assert server.token_params == []
+    with pytest.raises(InvalidGrantError):
+        RefreshTokenGrant(server.token_url, server.client_id)(token)
+    assert server.token_params[0]["grant_type"] == "refresh_token"
+
+
+def test_an_unknown_token_is_not_an_error(server: AuthorizationServer) -> None:
+    """The server answers 200 for a token it does not know; so does revoke_token."""
+    revoke_token("rt-never-issued", server.client_id, revocation_url=server.revocation_url)
+    assert server.stats.revocations == 1
+
+
+def test_a_refused_client_is_a_typed_error_without_the_token(
+    server: AuthorizationServer,
+) -> None:
+    """invalid_client at the revocation endpoint is TokenEndpointError; no secret shown."""
+    token = server.login()
+    with pytest.raises(TokenEndpointError) as caught:
+        revoke_token(token, "someone-else", revocation_url=server.revocation_url)
+    assert caught.value.error == "invalid_client"
+    assert "revocation endpoint" in str(caught.value)
+    assert token.refresh_token is not None
+    assert token.refresh_token not in str(caught.value)
