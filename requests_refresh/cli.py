@@ -294,9 +294,12 @@ def _mask(secret: str | None) -> str:
 def _moment(when: float | None, now: float, verb: str) -> str:
     if when is None:
         return "never (no expiry given)" if verb == "expires" else "<unknown>"
-    iso = datetime.datetime.fromtimestamp(when, datetime.timezone.utc).isoformat(
-        timespec="seconds"
-    )
+    try:
+        iso = datetime.datetime.fromtimestamp(when, datetime.timezone.utc).isoformat(
+            timespec="seconds"
+        )
+    except (OverflowError, ValueError, OSError):  # a stored number past any calendar
+        return f"{when!r} (epoch seconds, outside the calendar)"
     span = _duration(abs(when - now))
     if verb == "issued":
         relative = f"{span} ago" if when <= now else f"in {span} (clock skew?)"

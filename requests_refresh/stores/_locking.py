@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,6 +13,7 @@ from pathlib import Path
 import filelock
 
 from ..exceptions import TokenStoreError
+from ._files import SHARED_DIRECTORY_HINT, foreign_owner, kind
 
 #: How long a store waits for another process's refresh by default, in seconds.
 DEFAULT_LOCK_TIMEOUT = 30.0
@@ -23,11 +26,18 @@ def hold_file_lock(path: str | os.PathLike[str], timeout: float) -> Iterator[Non
     The lock is an ``flock``/``LockFileEx`` lock through ``filelock``: the kernel frees it
     when its holder dies, even by ``kill -9``, so a crashed process never wedges the others.
 
+    Taking the lock opens the file for writing (and older ``filelock`` releases truncate
+    it), so a lock file that could be another file is refused: a symbolic link (``filelock``
+    also opens with ``O_NOFOLLOW``, which closes the race with this check), a file with
+    several names (hard links), anything but a regular file, and on POSIX a file of
+    another user (who could hold it for ever).
+
     Raises:
-        TokenStoreError: the lock was not free within ``timeout`` seconds, or the lock
-            file cannot be created. The error names the lock file.
+        TokenStoreError: the lock was not free within ``timeout`` seconds, the lock file
+            cannot be created, or it is refused as above. The error names the lock file.
     """
     lock_path = os.fspath(path)
+    _check_lock_file(lock_path)
     lock = filelock.FileLock(lock_path, timeout=timeout, mode=0o600)
     try:
         lock.acquire()
@@ -38,6 +48,8 @@ def hold_file_lock(path: str | os.PathLike[str], timeout: float) -> Iterator[Non
             path=lock_path,
         ) from exc
     except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a link planted since _check_lock_file looked
+            raise _refused(lock_path, "is a symbolic link") from exc
         raise TokenStoreError(
             f"could not create the lock file {lock_path}: {exc.strerror or exc}",
             path=lock_path,
@@ -46,6 +58,34 @@ def hold_file_lock(path: str | os.PathLike[str], timeout: float) -> Iterator[Non
         yield
     finally:
         lock.release()
+
+
+def _check_lock_file(lock_path: str) -> None:
+    """Refuse a lock file that could be another file, or that another user owns."""
+    try:
+        info = os.lstat(lock_path)
+    except OSError:
+        return  # missing (created by the lock), or an error the lock will report
+    if not stat.S_ISREG(info.st_mode):
+        raise _refused(lock_path, f"is {kind(info.st_mode)}, not a regular file")
+    if info.st_nlink > 1:
+        raise _refused(
+            lock_path, f"has {info.st_nlink} names (hard links): it may be another file"
+        )
+    owner = foreign_owner(info)
+    if owner is not None:
+        raise _refused(
+            lock_path,
+            f"belongs to another user, {owner}, who could hold it to block every refresh",
+        )
+
+
+def _refused(lock_path: str, problem: str) -> TokenStoreError:
+    return TokenStoreError(
+        f"refusing the lock file {lock_path}: it {problem}. Taking the lock opens it for"
+        f" writing, which could damage a file it leads to; {SHARED_DIRECTORY_HINT}",
+        path=lock_path,
+    )
 
 
 class StoreLock:
@@ -59,11 +99,13 @@ class StoreLock:
     Args:
         path: the lock file.
         timeout: the longest wait, in seconds, for a thread or for another process.
-        prepare: called before the file lock is taken, e.g. to create its directory.
+        prepare: called before the file lock is taken, e.g. to create its directory; when
+            it returns a path, that is the lock file this time (``path`` names it in the
+            error of a thread that waited too long).
     """
 
     def __init__(
-        self, path: Path, timeout: float, prepare: Callable[[], None] | None = None
+        self, path: Path, timeout: float, prepare: Callable[[], Path | None] | None = None
     ) -> None:
         self.path = path
         self.timeout = timeout
@@ -94,9 +136,10 @@ class StoreLock:
                 finally:
                     self._depth -= 1
                 return
+            path = self.path
             if self._prepare is not None:
-                self._prepare()
-            with hold_file_lock(self.path, self.timeout):
+                path = self._prepare() or path
+            with hold_file_lock(path, self.timeout):
                 self._depth = 1
                 try:
                     yield

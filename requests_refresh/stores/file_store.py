@@ -14,17 +14,33 @@ from typing import Any
 
 from ..exceptions import TokenStoreError
 from ..token import Token
+from ._files import SHARED_DIRECTORY_HINT, foreign_owner, kind
 from ._locking import DEFAULT_LOCK_TIMEOUT, StoreLock
 from .base import TokenStore
 
-__all__ = ["DEFAULT_KEY", "DEFAULT_LOCK_TIMEOUT", "FORMAT_VERSION", "FileTokenStore"]
+__all__ = [
+    "DEFAULT_KEY",
+    "DEFAULT_LOCK_TIMEOUT",
+    "FORMAT_VERSION",
+    "MAX_FILE_SIZE",
+    "FileTokenStore",
+]
 
 #: The key a login is stored under when none is given.
 DEFAULT_KEY = "default"
 #: The ``"version"`` written to the file; a file with another version is refused.
 FORMAT_VERSION = 1
+#: The largest token file read, in bytes; a save that would write more is refused.
+MAX_FILE_SIZE = 1024 * 1024
 
 _POSIX = os.name == "posix"
+# Opening must not wait (a FIFO), take a terminal, or translate newlines (Windows).
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_BINARY", 0)
+)
 
 
 class FileTokenStore(TokenStore):
@@ -54,8 +70,23 @@ class FileTokenStore(TokenStore):
     A missing file (or directory) means "no token": :meth:`load` returns None and the
     adapter raises :class:`~requests_refresh.NoTokenError`. :meth:`save` creates the
     missing directories (mode 0700). A file that cannot be read or parsed raises
-    :class:`~requests_refresh.TokenStoreError` naming the path and the problem; it is
-    never overwritten or deleted, so that it can still be recovered.
+    :class:`~requests_refresh.TokenStoreError` naming the path and the problem (never
+    the content); it is never overwritten or deleted, so that it can still be recovered.
+    Only a regular file of at most :data:`MAX_FILE_SIZE` bytes is read: a FIFO, a
+    device or a directory at the path is refused without waiting or reading, and a save
+    that would write a larger file is refused.
+
+    A symbolic link at ``path`` is followed, as dotfile users expect: :meth:`save`
+    replaces the link's target atomically (its temporary file is made in the target's
+    directory) and leaves the link as it is. The lock file lives next to the target,
+    ``<target>.lock``, so that processes naming the file through the link and directly
+    share one lock (:attr:`lock_path`); the link is resolved at each use.
+
+    Files of other users are refused (on POSIX, as ssh does): a token file, a symbolic
+    link at ``path``, or a lock file owned by another user than this process's (root
+    excepted) is a :class:`~requests_refresh.TokenStoreError`, since whoever can plant
+    it could make you use their token or block your refreshes. So is a lock file that
+    is a link, or has several names (hard links): taking the lock opens it for writing.
 
     Args:
         path: the JSON file.
@@ -79,10 +110,15 @@ class FileTokenStore(TokenStore):
             )
         self.path = Path(os.fspath(path)).absolute()
         self.key = DEFAULT_KEY if key is None else key
-        self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.lock_timeout = float(lock_timeout)
-        self._lock = StoreLock(self.lock_path, self.lock_timeout, prepare=self._make_directory)
+        self._lock = StoreLock(self.lock_path, self.lock_timeout, prepare=self._prepare_lock)
         self._warned = False
+
+    @property
+    def lock_path(self) -> Path:
+        """The lock file: ``<path>.lock``, or ``<target>.lock`` when ``path`` is a link."""
+        target = Path(os.path.realpath(self.path))
+        return target.with_name(target.name + ".lock")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(path={str(self.path)!r}, key={self.key!r})"
@@ -98,7 +134,7 @@ class FileTokenStore(TokenStore):
             TokenStoreError: the file cannot be read, is not valid JSON, or does not
                 hold what this store writes. The file is left as it is.
         """
-        data = self._read()
+        data = self._read(self._target())
         if data is None:
             return None
         entry = data["tokens"].get(self.key)
@@ -127,9 +163,10 @@ class FileTokenStore(TokenStore):
         if not isinstance(token, Token):
             raise TypeError(f"save() takes a Token, not {type(token).__name__}")
         with self.lock():
-            data = self._read() or _empty()
+            target = self._target()
+            data = self._read(target) or _empty()
             data["tokens"][self.key] = token.to_dict()
-            self._write(data)
+            self._write(target, data)
 
     def clear(self) -> None:
         """Remove the token under this store's key, keeping the file's other keys.
@@ -143,11 +180,12 @@ class FileTokenStore(TokenStore):
         if not self.path.parent.is_dir():
             return
         with self.lock():
-            data = self._read()
+            target = self._target()
+            data = self._read(target)
             if data is None or self.key not in data["tokens"]:
                 return
             del data["tokens"][self.key]
-            self._write(data)
+            self._write(target, data)
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -157,29 +195,64 @@ class FileTokenStore(TokenStore):
 
         Raises:
             TokenStoreError: the lock was not free within ``lock_timeout`` seconds (the
-                message names the lock file), or the lock file cannot be created.
+                message names the lock file), the lock file cannot be created, or a file
+                there (or a link at ``path``) is refused.
         """
         with self._lock.hold():
             yield
 
     # -- the file ---------------------------------------------------------------------------
 
-    def _read(self) -> dict[str, Any] | None:
-        """The file's content, checked; None when there is no file."""
+    def _target(self) -> Path:
+        """The file ``path`` names: itself, or where its symbolic links lead.
+
+        Raises:
+            TokenStoreError: ``path`` is a symbolic link of another user.
+        """
         path = self.path
         try:
-            with open(path, "rb") as file:
+            info = os.lstat(path)
+        except OSError:
+            return path  # missing (or an error that opening it will report)
+        if not stat.S_ISLNK(info.st_mode):
+            return path
+        owner = foreign_owner(info)
+        if owner is not None:
+            raise TokenStoreError(
+                f"refusing the token file {path}: it is a symbolic link that belongs to"
+                f" another user, {owner}, so where it leads is theirs to choose. Nothing was"
+                f" read or written; {SHARED_DIRECTORY_HINT}",
+                path=str(path),
+            )
+        return Path(os.path.realpath(path))
+
+    def _read(self, target: Path) -> dict[str, Any] | None:
+        """The content of ``target`` (the file ``path`` names), checked; None when there
+        is no file."""
+        path = self.path
+        try:
+            # Look before opening (opening a device can have effects), then check what
+            # was opened: the path may have changed in between.
+            self._check_file(os.stat(target))
+            fd = os.open(target, _OPEN_FLAGS)
+            with open(fd, "rb") as file:
+                info = os.fstat(fd)
+                self._check_file(info)
                 if _POSIX:
-                    self._check_permissions(os.fstat(file.fileno()).st_mode)
-                raw = file.read()
+                    self._check_permissions(info.st_mode)
+                raw = file.read(MAX_FILE_SIZE + 1)
         except FileNotFoundError:
             return None
+        except TokenStoreError:  # a refusal (an OSError too, through RequestException)
+            raise
         except OSError as exc:
             raise TokenStoreError(
                 f"cannot read the token file {path}: {exc.strerror or exc}."
                 " Check that it is a file this user may read",
                 path=str(path),
             ) from exc
+        if len(raw) > MAX_FILE_SIZE:  # it grew since fstat
+            raise self._too_large(len(raw))
         problem: str | None
         try:
             data: object = json.loads(raw.decode("utf-8"))
@@ -188,6 +261,10 @@ class FileTokenStore(TokenStore):
         except json.JSONDecodeError as exc:
             # The message gives the position only, never the (secret) content.
             problem = f"it is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        except RecursionError:
+            problem = "it is nested too deeply"
+        except ValueError:
+            problem = "it holds a number too long to read"  # over sys.get_int_max_str_digits()
         else:
             problem = _format_problem(data)
             if problem is None and isinstance(data, dict):
@@ -196,6 +273,34 @@ class FileTokenStore(TokenStore):
             f"the token file {path} is corrupt: {problem}. It was left as it is, so that you"
             " can recover it; move it away (or delete it) and sign in again",
             path=str(path),
+        )
+
+    def _check_file(self, info: os.stat_result) -> None:
+        """Refuse what is not a regular file of bounded size, or belongs to another user."""
+        path = self.path
+        if not stat.S_ISREG(info.st_mode):
+            raise TokenStoreError(
+                f"cannot read the token file {path}: it is {kind(info.st_mode)}, not a regular"
+                " file. It was left as it is; give the store the path of a token file",
+                path=str(path),
+            )
+        owner = foreign_owner(info)
+        if owner is not None:
+            raise TokenStoreError(
+                f"refusing the token file {path}: it belongs to another user, {owner}, who"
+                f" could have planted a token for you to use. It was left as it is;"
+                f" {SHARED_DIRECTORY_HINT}",
+                path=str(path),
+            )
+        if info.st_size > MAX_FILE_SIZE:
+            raise self._too_large(info.st_size)
+
+    def _too_large(self, size: int) -> TokenStoreError:
+        return TokenStoreError(
+            f"cannot read the token file {self.path}: it is larger than the"
+            f" {MAX_FILE_SIZE:,} bytes a token file may hold ({size:,} bytes or more). It was"
+            " left as it is; check that the path names a token file",
+            path=str(self.path),
         )
 
     def _check_permissions(self, mode: int) -> None:
@@ -208,12 +313,30 @@ class FileTokenStore(TokenStore):
                 stacklevel=4,
             )
 
-    def _write(self, data: dict[str, Any]) -> None:
-        """Replace the file with ``data`` atomically (lock held)."""
+    def _write(self, target: Path, data: dict[str, Any]) -> None:
+        """Replace ``target`` (the file ``path`` names) with ``data`` atomically (lock
+        held): a temporary file in its directory, renamed over it."""
         path = self.path
-        payload = json.dumps(data, indent=2, sort_keys=True).encode() + b"\n"
         try:
-            fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            payload = json.dumps(data, indent=2, sort_keys=True).encode() + b"\n"
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise TokenStoreError(
+                f"the token cannot be written as JSON to {path} ({type(exc).__name__}): its"
+                " extra fields hold something JSON cannot represent, or are nested too"
+                " deeply. Nothing was written",
+                path=str(path),
+            ) from exc
+        if len(payload) > MAX_FILE_SIZE:
+            raise TokenStoreError(
+                f"cannot write the token file {path}: it would be {len(payload):,} bytes,"
+                f" over the {MAX_FILE_SIZE:,} bytes a load accepts. Nothing was written;"
+                " check what makes the token (or its extra fields) that large",
+                path=str(path),
+            )
+        try:
+            fd, temp = tempfile.mkstemp(
+                dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+            )
         except OSError as exc:
             raise TokenStoreError(
                 f"cannot write the token file {path}: {exc.strerror or exc}."
@@ -226,20 +349,25 @@ class FileTokenStore(TokenStore):
                     file.write(payload)
                     file.flush()
                     os.fsync(file.fileno())
-                os.replace(temp, path)
+                os.replace(temp, target)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(temp)
                 raise
-            _fsync_directory(path.parent)
+            _fsync_directory(target.parent)
         except OSError as exc:
             raise TokenStoreError(
                 f"cannot write the token file {path}: {exc.strerror or exc}",
                 path=str(path),
             ) from exc
 
-    def _make_directory(self) -> None:
-        directory = self.path.parent
+    def _prepare_lock(self) -> Path:
+        """Check the path, create the target's directory; the lock file to use now."""
+        target = self._target()
+        self._make_directory(target.parent)
+        return target.with_name(target.name + ".lock")
+
+    def _make_directory(self, directory: Path) -> None:
         if directory.is_dir():
             return
         missing = [directory, *(p for p in directory.parents if not p.is_dir())]

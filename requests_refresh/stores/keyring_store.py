@@ -12,7 +12,9 @@ that fits in ``max_part_size`` characters it is the password of the entry
 of parts and the SHA-256 of the whole. A save writes its parts into the slot the current
 header does not use, then the header, then deletes the old slot's parts: a reader never
 sees a header pointing at parts that are not written yet, and a part changed under a
-reader fails the checksum, whereupon the read is repeated under the lock.
+reader fails the checksum, whereupon the read is repeated under the lock. A load accepts
+at most 10,000 parts (a header naming more is damaged), so a save refuses, before writing
+anything, a token that would need more.
 
 Why 1,000 characters by default: Windows Credential Manager refuses secrets over
 ``CRED_MAX_CREDENTIAL_BLOB_SIZE``, 2,560 bytes (keyring issue #355), and ``keyring``
@@ -232,6 +234,16 @@ class KeyringTokenStore(TokenStore):
             raise TypeError(f"save() takes a Token, not {type(token).__name__}")
         text = json.dumps(token.to_dict(), ensure_ascii=True, separators=(",", ":"))
         size = self._max_part_size
+        needed = -(-len(text) // size)
+        if needed > _MAX_PARTS:
+            # Refused before anything is written: stored, it could never be loaded back.
+            raise TokenStoreError(
+                f"the token is {len(text):,} characters, {needed:,} parts of max_part_size"
+                f" {size} characters: more than the {_MAX_PARTS:,} parts a load accepts, so"
+                " it was not stored (what was stored is kept). Pass a larger max_part_size"
+                f" (at least {-(-len(text) // _MAX_PARTS):,}) if the keyring takes secrets"
+                " that long, or use FileTokenStore"
+            )
         with self.lock():
             old_slot = self._current_slot()
             new_slot: str | None = None
