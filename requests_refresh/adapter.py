@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import time
 import urllib.parse
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterable
 
 import requests
 from requests.adapters import DEFAULT_POOLBLOCK, DEFAULT_POOLSIZE, DEFAULT_RETRIES, HTTPAdapter
@@ -13,8 +14,9 @@ from requests.models import PreparedRequest, Response
 from requests.utils import rewind_body
 from urllib3.util.retry import Retry
 
-from ._transport import require_safe_origin
+from ._transport import Origin, format_origin, origin_of, require_safe_origin, split_prefix
 from .coordinator import Coordinator, Refresher, RefreshHook, RefreshStats
+from .exceptions import NoOriginError
 from .stores import TokenStore
 from .token import Token
 
@@ -36,9 +38,22 @@ def default_should_refresh(response: Response) -> bool:
 class RefreshAdapter(HTTPAdapter):
     """An :class:`~requests.adapters.HTTPAdapter` that keeps requests authenticated.
 
-    Mount it on the origin of the API, with a trailing slash::
+    Mount it with its own :meth:`mount`, on the origin of the API::
 
-        session.mount("https://api.example.com/", RefreshAdapter(store=..., refresher=...))
+        adapter = RefreshAdapter(store=..., refresher=...)
+        adapter.mount(session, "https://api.example.com/")
+
+    or name the origin when you build it, then mount it as any adapter::
+
+        adapter = RefreshAdapter(store=..., refresher=..., origin="https://api.example.com")
+        session.mount("https://api.example.com/", adapter)
+
+    The token goes only to the origins it was given (scheme, host and port, compared
+    exactly; with :meth:`mount`, under the prefix's path). A request for any other URL
+    that reaches the adapter (a broad ``session.mount("https://", adapter)``, or a prefix
+    without its trailing slash that also matches ``api.example.com.evil.test``) goes out
+    without the token, with a warning the first time. An adapter given no origin sends
+    nothing: each request raises :class:`NoOriginError`.
 
     For each request it sends, it:
 
@@ -75,6 +90,9 @@ class RefreshAdapter(HTTPAdapter):
         max_cooloff: the cool-off never grows beyond this (``Retry-After`` aside).
         clock: the time in epoch seconds, ``time.time`` by default. For tests, which
             move it to expire tokens and end cool-offs without waiting.
+        origin: the origin (``"https://api.example.com"``), or a list of origins, that
+            get the token, for an adapter mounted with ``session.mount()``. International
+            host names are taken in the form requests sends (``xn--...``).
         pool_connections, pool_maxsize, max_retries, pool_block: as for ``HTTPAdapter``.
     """
 
@@ -91,6 +109,7 @@ class RefreshAdapter(HTTPAdapter):
         cooloff: float = 1.0,
         max_cooloff: float = 60.0,
         clock: Callable[[], float] = time.time,
+        origin: str | Iterable[str] | None = None,
         pool_connections: int = DEFAULT_POOLSIZE,
         pool_maxsize: int = DEFAULT_POOLSIZE,
         max_retries: int | Retry = DEFAULT_RETRIES,
@@ -112,7 +131,21 @@ class RefreshAdapter(HTTPAdapter):
         self.refresher = refresher
         self.should_refresh = should_refresh
         self.allow_insecure_http = allow_insecure_http
-        self._prefixes: tuple[str, ...] = ()
+        # What gets the token: whole origins, and origins limited to path prefixes (from
+        # mount()). Replaced whole, never mutated: send() reads them without a lock.
+        self._origins: frozenset[Origin] = frozenset()
+        self._paths: dict[Origin, tuple[str, ...]] = {}
+        self._named: tuple[str, ...] = ()  # the origins, as the user reads them
+        self._served: tuple[str, ...] = ()  # the origins and prefixes, for messages
+        self._warned_foreign = False
+        for item in (origin,) if isinstance(origin, str) else origin or ():
+            named, path, _ = split_prefix(item, what="origin")
+            if path != "/":
+                raise ValueError(
+                    f"origin is scheme://host[:port], without a path: {item[:200]!r};"
+                    " to send the token under a path only, use adapter.mount(session, prefix)"
+                )
+            self._serve(named, "/")
         self._coordinator = Coordinator(
             store,
             refresher,
@@ -133,8 +166,13 @@ class RefreshAdapter(HTTPAdapter):
     def __repr__(self) -> str:
         return (
             f"<{type(self).__name__} store={self.store!r}"
-            f" prefixes={list(self._prefixes)!r} generation={self.stats.generation}>"
+            f" origins={list(self._named)!r} generation={self.stats.generation}>"
         )
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        """The origins that get the token, as ``scheme://host[:port]``, in the order given."""
+        return self._named
 
     @property
     def stats(self) -> RefreshStats:
@@ -144,21 +182,32 @@ class RefreshAdapter(HTTPAdapter):
     def mount(self, session: requests.Session, prefix: str) -> None:
         """Mount on ``session`` for ``prefix`` and send tokens under that prefix only.
 
-        Like ``session.mount(prefix, adapter)``, but checks the prefix: it must be an
-        http(s) origin ending with ``/`` (``"https://api.example.com/"``), so that it
-        cannot also match ``https://api.example.com.evil.test/``. Requests the adapter
-        then sees for URLs outside its prefixes go out without a token.
+        Like ``session.mount(prefix, adapter)``, but the adapter learns the prefix: it
+        must be an http(s) origin, optionally with a path, ending with ``/``
+        (``"https://api.example.com/"``), so that it cannot also match
+        ``https://api.example.com.evil.test/``. An international host name is mounted in
+        the form requests sends (``https://bücher.example/`` as
+        ``https://xn--bcher-kva.example/``), so that its requests do reach the adapter.
         """
-        parts = urllib.parse.urlsplit(prefix)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"prefix must start with http:// or https:// and a host: {prefix!r}")
-        if not parts.path.endswith("/"):
+        origin, path, url = split_prefix(prefix, what="prefix")
+        if not urllib.parse.urlsplit(prefix).path.endswith("/"):
             raise ValueError(
-                f"prefix must end with '/' ({prefix!r} would also match other hosts):"
-                f" use {prefix + '/'!r}"
+                f"prefix must end with '/' ({prefix[:200]!r} would also match other hosts):"
+                f" use {prefix[:200] + '/'!r}"
             )
-        session.mount(prefix, self)
-        self._prefixes = (*self._prefixes, prefix.lower())
+        session.mount(url, self)
+        self._serve(origin, path.lower())
+
+    def _serve(self, origin: Origin, path: str) -> None:
+        """Send the token to ``origin`` under ``path`` (``"/"``: the whole origin) from now on."""
+        name = format_origin(origin)
+        if path == "/":
+            self._origins = self._origins | {origin}
+            self._paths = {key: paths for key, paths in self._paths.items() if key != origin}
+        elif origin not in self._origins:
+            self._paths = {**self._paths, origin: (*self._paths.get(origin, ()), path)}
+        self._named = tuple(dict.fromkeys((*self._named, name)))
+        self._served = tuple(dict.fromkeys((*self._served, name + path.rstrip("/"))))
 
     def send(
         self,
@@ -171,7 +220,7 @@ class RefreshAdapter(HTTPAdapter):
     ) -> Response:
         """Send ``request`` with the current token; refresh and replay once if refused."""
         url = request.url or ""
-        if self._prefixes and not url.lower().startswith(self._prefixes):
+        if not self._serves(url):
             return super().send(request, stream, timeout, verify, cert, proxies)
         if not self.allow_insecure_http and not url.startswith("https:"):
             require_safe_origin(url)
@@ -197,6 +246,36 @@ class RefreshAdapter(HTTPAdapter):
         replay = self._send_authorized(request, replacement[0], *options)
         replay.history = [response]
         return replay
+
+    def _serves(self, url: str) -> bool:
+        """Whether ``url`` gets the token; warns (once) when it was routed here but not."""
+        origin = origin_of(url)
+        if origin in self._origins:
+            return True
+        paths = self._paths.get(origin) if origin is not None else None
+        if paths is not None and urllib.parse.urlsplit(url).path.lower().startswith(paths):
+            return True
+        if not self._named:
+            raise NoOriginError(
+                "RefreshAdapter does not know which origin its token is for, so it sent"
+                " nothing (session.mount() does not tell it): mount it with"
+                " adapter.mount(session, 'https://api.example.com/'), or pass"
+                " origin='https://api.example.com' to RefreshAdapter"
+            )
+        if not self._warned_foreign:
+            self._warned_foreign = True
+            where = "a URL" if origin is None else format_origin(origin)[:100]
+            if paths is not None:
+                where += urllib.parse.urlsplit(url).path[:100]
+            warnings.warn(
+                f"RefreshAdapter sent a request to {where} without the token: it sends the"
+                f" token only to {', '.join(self._served)}. If {where} should get it, mount"
+                f" with adapter.mount(session, '{where}/') or add it to origin=; otherwise"
+                " mount the adapter on its API's origin only (this warning is shown once)",
+                UserWarning,
+                stacklevel=2,
+            )
+        return False
 
     def _send_authorized(
         self,

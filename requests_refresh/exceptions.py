@@ -18,6 +18,7 @@ The tree::
     |   +-- RefreshTimeoutError       waited longer than ``refresh_timeout`` for a refresh
     +-- TokenStoreError               the token store cannot be read, written or locked
     +-- InsecureTransportError        a token would have gone over plain http
+    +-- NoOriginError                 the adapter was not told which origin its token is for
 
 Messages say what to do next and never contain a token or a client secret.
 Every error pickles and copies cleanly: extra data is keyword-only with defaults and
@@ -38,6 +39,7 @@ __all__ = [
     "InvalidGrantError",
     "InvalidTokenResponseError",
     "LoginRequiredError",
+    "NoOriginError",
     "NoTokenError",
     "RefreshError",
     "RefreshTimeoutError",
@@ -150,4 +152,13 @@ class InsecureTransportError(RequestsRefreshError):
 
     Use https, or pass ``allow_insecure_http=True`` to the adapter if the network
     between you and that host is trusted.
+    """
+
+
+class NoOriginError(RequestsRefreshError):
+    """The adapter does not know which origin its token is for, so it sends nothing.
+
+    ``session.mount(prefix, adapter)`` does not tell the adapter the prefix. Mount it with
+    ``adapter.mount(session, "https://api.example.com/")``, or pass
+    ``origin="https://api.example.com"`` to :class:`RefreshAdapter`.
     """
