@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import logging
 import time
 import urllib.parse
 import warnings
+import zlib
 from collections.abc import Callable, Iterable
 
 import requests
+import urllib3
 from requests.adapters import DEFAULT_POOLBLOCK, DEFAULT_POOLSIZE, DEFAULT_RETRIES, HTTPAdapter
 from requests.models import PreparedRequest, Response
 from requests.utils import rewind_body
@@ -28,6 +32,12 @@ logger = logging.getLogger("requests_refresh")
 _Timeout = float | tuple[float | None, float | None] | None
 _Verify = bool | str
 _Cert = str | tuple[str, str] | None
+
+#: Before a replay, at most this much of the refusal's body is read (then its connection
+#: goes back to the pool); a longer body is not read: its connection is closed.
+DRAIN_LIMIT = 64 * 1024
+#: ... and for at most this many seconds, whatever the request's timeout.
+DRAIN_TIME = 2.0
 
 
 def default_should_refresh(response: Response) -> bool:
@@ -239,9 +249,7 @@ class RefreshAdapter(HTTPAdapter):
                 "the request was refused, but its body cannot be sent again: returning the 401"
             )
             return response
-        # Read and close the refusal so that its connection goes back to the pool.
-        _ = response.content
-        response.close()
+        _settle(response, timeout)
         self._coordinator.note_replay()
         replay = self._send_authorized(request, replacement[0], *options)
         replay.history = [response]
@@ -320,6 +328,65 @@ def _with_authorization(request: PreparedRequest, authorization: str) -> Prepare
     copy.hooks = request.hooks
     copy._body_position = request._body_position
     return copy
+
+
+def _settle(response: Response, timeout: _Timeout) -> None:
+    """Finish with a refusal before the replay, in bounded memory and time.
+
+    Reads at most :data:`DRAIN_LIMIT` bytes of its body, for at most :data:`DRAIN_TIME`
+    seconds (less if the request's read timeout is shorter), with a deadline on the
+    socket, so that a body that stalls cannot hold the replay even with ``timeout=None``.
+    A body read to its end within those bounds stays in the response (which goes into
+    the replay's ``history``) and its connection goes back to the pool; any other
+    refusal keeps its status and headers, an empty body, and its connection is closed.
+    """
+    raw = response.raw
+    budget = DRAIN_TIME
+    read_timeout = timeout[1] if isinstance(timeout, tuple) else timeout
+    if isinstance(read_timeout, (int, float)):
+        budget = max(0.0, min(budget, read_timeout))
+    connection = getattr(raw, "connection", None)
+    sock = getattr(connection, "sock", None)
+    read = getattr(raw, "read1", None) or getattr(raw, "read", None)  # read1: urllib3 2
+    body = bytearray()
+    complete = False
+    if sock is not None and read is not None:
+        deadline = time.monotonic() + budget
+        previous = sock.gettimeout()
+        try:
+            while len(body) <= DRAIN_LIMIT:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                sock.settimeout(remaining)
+                chunk = read(DRAIN_LIMIT + 1 - len(body), decode_content=False)
+                if not chunk:
+                    complete = True
+                    break
+                body += chunk
+        except (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException):
+            complete = False  # a timeout or a broken connection: it is closed below
+        finally:
+            with contextlib.suppress(OSError):
+                sock.settimeout(previous)
+    # Closing releases a connection whose body was read to the end, and closes any other.
+    response.close()
+    content = _decoded(bytes(body), response.headers.get("Content-Encoding")) if complete else b""
+    response._content = content
+    response._content_consumed = True
+
+
+def _decoded(body: bytes, encoding: str | None) -> bytes:
+    """``body`` without its gzip or deflate coding, at most :data:`DRAIN_LIMIT` bytes of it."""
+    if not encoding or encoding.strip().lower() == "identity":
+        return body
+    if encoding.strip().lower() not in ("gzip", "x-gzip", "deflate"):
+        return b""
+    try:
+        # 32 + MAX_WBITS: a gzip or zlib header, detected.
+        return zlib.decompressobj(32 + zlib.MAX_WBITS).decompress(body, DRAIN_LIMIT)
+    except zlib.error:
+        return b""
 
 
 def _rewind(request: PreparedRequest) -> bool:
