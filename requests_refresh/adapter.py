@@ -75,7 +75,11 @@ class RefreshAdapter(HTTPAdapter):
     * on a refusal (``should_refresh``, 401 by default) refreshes, unless the refused token
       has already been replaced, and sends the request once more. A request is replayed
       at most once; a body that cannot be rewound (a generator) is never sent twice: that
-      401 goes back to the caller, and the token is still refreshed for the next request.
+      401 goes back to the caller, and the token is still refreshed for the next request;
+    * on a ``403`` (not ``insufficient_scope``) for a token that has already been
+      replaced, replays once with the current token, without a refresh: some servers
+      answer a token a refresh rotated away with 403. A 403 earned by the current token
+      goes back to the caller, unless ``should_refresh`` says it is a refusal.
 
     Args:
         store: where the token lives (:class:`MemoryTokenStore`, :class:`FileTokenStore`,
@@ -238,15 +242,19 @@ class RefreshAdapter(HTTPAdapter):
         options = (stream, timeout, verify, cert, proxies)
         token, generation = self._coordinator.acquire()
         response = self._send_authorized(request, token, *options)
-        if not self._is_refusal(response):
+        if self._is_refusal(response):
+            replacement = self._coordinator.refused(generation)
+        elif response.status_code == 403 and not _insufficient_scope(response):
+            replacement = self._replaced(generation)
+        else:
             return response
-
-        replacement = self._coordinator.refused(generation)
         if replacement is None:
             return response
         if not _rewind(request):
             logger.info(
-                "the request was refused, but its body cannot be sent again: returning the 401"
+                "the request was refused (%d), but its body cannot be sent again: returning"
+                " the refusal",
+                response.status_code,
             )
             return response
         _settle(response, timeout)
@@ -254,6 +262,24 @@ class RefreshAdapter(HTTPAdapter):
         replay = self._send_authorized(request, replacement[0], *options)
         replay.history = [response]
         return replay
+
+    def _replaced(self, generation: int) -> tuple[Token, int] | None:
+        """For a 403: the current token if the one refused was replaced since, else None.
+
+        Some servers answer a token they no longer know (one a refresh rotated away)
+        with 403 rather than 401. A 403 for an older generation is replayed with the
+        token a new request would get, without a refresh; a 403 for the current
+        generation is the server's answer about the request, and goes back as it is.
+        """
+        current = self._coordinator.acquire()
+        if current[1] == generation:
+            return None
+        logger.debug(
+            "generation %d was answered 403 but %d is current: replaying",
+            generation,
+            current[1],
+        )
+        return current
 
     def _serves(self, url: str) -> bool:
         """Whether ``url`` gets the token; warns (once) when it was routed here but not."""
