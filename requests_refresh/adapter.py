@@ -65,6 +65,12 @@ class RefreshAdapter(HTTPAdapter):
     without the token, with a warning the first time. An adapter given no origin sends
     nothing: each request raises :class:`NoOriginError`.
 
+    A request that already carries an ``Authorization`` header (from ``headers=``,
+    ``auth=``, ``session.auth``, or requests' ``~/.netrc`` lookup) is sent as it is:
+    no token, and its 401 is not a reason to refresh (a warning says so the first time).
+    The caller named a credential for that request, maybe another identity; replacing it
+    with the bearer token would silently send the request as someone else.
+
     For each request it sends, it:
 
     * attaches ``Authorization: <token_type> <access_token>`` to a copy of the request
@@ -108,6 +114,18 @@ class RefreshAdapter(HTTPAdapter):
             get the token, for an adapter mounted with ``session.mount()``. International
             host names are taken in the form requests sends (``xn--...``).
         pool_connections, pool_maxsize, max_retries, pool_block: as for ``HTTPAdapter``.
+            A ``max_retries`` whose ``status_forcelist`` holds 401 is refused (ValueError):
+            urllib3 would resend the refused token without a refresh. Retries of 5xx
+            answers and connection errors resend the request with the same, current token.
+
+    To cache responses too, combine it with CacheControl's adapter (the cache answers
+    first; what it cannot answer is sent with the token)::
+
+        class CachingRefreshAdapter(CacheControlAdapter, RefreshAdapter):  # type: ignore[misc]
+            pass
+
+        adapter = CachingRefreshAdapter(store=..., refresher=..., cache=FileCache(".cache"))
+        adapter.mount(session, "https://api.example.com/")
     """
 
     def __init__(
@@ -141,6 +159,14 @@ class RefreshAdapter(HTTPAdapter):
         ):
             if not value >= 0:
                 raise ValueError(f"{name} must be a number of seconds >= 0, not {value!r}")
+        retries = max_retries if isinstance(max_retries, Retry) else Retry.from_int(max_retries)
+        if 401 in (retries.status_forcelist or ()):
+            raise ValueError(
+                "max_retries retries 401 (it is in status_forcelist): urllib3 would send the"
+                " refused token again, unchanged, without a refresh. RefreshAdapter refreshes"
+                " and replays a 401 itself: take 401 out of status_forcelist (retrying 5xx"
+                " answers and connection errors is fine)"
+            )
         self.store = store
         self.refresher = refresher
         self.should_refresh = should_refresh
@@ -152,6 +178,7 @@ class RefreshAdapter(HTTPAdapter):
         self._named: tuple[str, ...] = ()  # the origins, as the user reads them
         self._served: tuple[str, ...] = ()  # the origins and prefixes, for messages
         self._warned_foreign = False
+        self._warned_own_authorization = False
         for item in (origin,) if isinstance(origin, str) else origin or ():
             named, path, _ = split_prefix(item, what="origin")
             if path != "/":
@@ -234,7 +261,7 @@ class RefreshAdapter(HTTPAdapter):
     ) -> Response:
         """Send ``request`` with the current token; refresh and replay once if refused."""
         url = request.url or ""
-        if not self._serves(url):
+        if not self._serves(url) or self._has_own_authorization(request):
             return super().send(request, stream, timeout, verify, cert, proxies)
         if not self.allow_insecure_http and not url.startswith("https:"):
             require_safe_origin(url)
@@ -280,6 +307,23 @@ class RefreshAdapter(HTTPAdapter):
             current[1],
         )
         return current
+
+    def _has_own_authorization(self, request: PreparedRequest) -> bool:
+        """Whether ``request`` already carries a credential; warns (once) when it does."""
+        if "Authorization" not in request.headers:
+            return False
+        if not self._warned_own_authorization:
+            self._warned_own_authorization = True
+            warnings.warn(
+                "RefreshAdapter sent a request that carries its own Authorization header"
+                " (from headers=, auth=, session.auth or ~/.netrc) as it is, without the"
+                " token: an explicit credential wins. Remove it to have the request"
+                " authenticated with the token (session.trust_env = False ignores"
+                " ~/.netrc); this warning is shown once",
+                UserWarning,
+                stacklevel=2,
+            )
+        return True
 
     def _serves(self, url: str) -> bool:
         """Whether ``url`` gets the token; warns (once) when it was routed here but not."""
