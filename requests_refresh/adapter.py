@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import logging
 import time
 import urllib.parse
-from collections.abc import Callable
+import warnings
+import zlib
+from collections.abc import Callable, Iterable
 
 import requests
+import urllib3
 from requests.adapters import DEFAULT_POOLBLOCK, DEFAULT_POOLSIZE, DEFAULT_RETRIES, HTTPAdapter
 from requests.models import PreparedRequest, Response
 from requests.utils import rewind_body
 from urllib3.util.retry import Retry
 
-from ._transport import require_safe_origin
+from ._transport import Origin, format_origin, origin_of, require_safe_origin, split_prefix
 from .coordinator import Coordinator, Refresher, RefreshHook, RefreshStats
+from .exceptions import NoOriginError
 from .stores import TokenStore
 from .token import Token
 
@@ -27,6 +33,12 @@ _Timeout = float | tuple[float | None, float | None] | None
 _Verify = bool | str
 _Cert = str | tuple[str, str] | None
 
+#: Before a replay, at most this much of the refusal's body is read (then its connection
+#: goes back to the pool); a longer body is not read: its connection is closed.
+DRAIN_LIMIT = 64 * 1024
+#: ... and for at most this many seconds, whatever the request's timeout.
+DRAIN_TIME = 2.0
+
 
 def default_should_refresh(response: Response) -> bool:
     """The default refresh rule: a ``401 Unauthorized`` answer."""
@@ -36,9 +48,28 @@ def default_should_refresh(response: Response) -> bool:
 class RefreshAdapter(HTTPAdapter):
     """An :class:`~requests.adapters.HTTPAdapter` that keeps requests authenticated.
 
-    Mount it on the origin of the API, with a trailing slash::
+    Mount it with its own :meth:`mount`, on the origin of the API::
 
-        session.mount("https://api.example.com/", RefreshAdapter(store=..., refresher=...))
+        adapter = RefreshAdapter(store=..., refresher=...)
+        adapter.mount(session, "https://api.example.com/")
+
+    or name the origin when you build it, then mount it as any adapter::
+
+        adapter = RefreshAdapter(store=..., refresher=..., origin="https://api.example.com")
+        session.mount("https://api.example.com/", adapter)
+
+    The token goes only to the origins it was given (scheme, host and port, compared
+    exactly; with :meth:`mount`, under the prefix's path). A request for any other URL
+    that reaches the adapter (a broad ``session.mount("https://", adapter)``, or a prefix
+    without its trailing slash that also matches ``api.example.com.evil.test``) goes out
+    without the token, with a warning the first time. An adapter given no origin sends
+    nothing: each request raises :class:`NoOriginError`.
+
+    A request that already carries an ``Authorization`` header (from ``headers=``,
+    ``auth=``, ``session.auth``, or requests' ``~/.netrc`` lookup) is sent as it is:
+    no token, and its 401 is not a reason to refresh (a warning says so the first time).
+    The caller named a credential for that request, maybe another identity; replacing it
+    with the bearer token would silently send the request as someone else.
 
     For each request it sends, it:
 
@@ -50,7 +81,11 @@ class RefreshAdapter(HTTPAdapter):
     * on a refusal (``should_refresh``, 401 by default) refreshes, unless the refused token
       has already been replaced, and sends the request once more. A request is replayed
       at most once; a body that cannot be rewound (a generator) is never sent twice: that
-      401 goes back to the caller, and the token is still refreshed for the next request.
+      401 goes back to the caller, and the token is still refreshed for the next request;
+    * on a ``403`` (not ``insufficient_scope``) for a token that has already been
+      replaced, replays once with the current token, without a refresh: some servers
+      answer a token a refresh rotated away with 403. A 403 earned by the current token
+      goes back to the caller, unless ``should_refresh`` says it is a refusal.
 
     Args:
         store: where the token lives (:class:`MemoryTokenStore`, :class:`FileTokenStore`,
@@ -79,7 +114,22 @@ class RefreshAdapter(HTTPAdapter):
         max_cooloff: the cool-off never grows beyond this (``Retry-After`` aside).
         clock: the time in epoch seconds, ``time.time`` by default. For tests, which
             move it to expire tokens and end cool-offs without waiting.
+        origin: the origin (``"https://api.example.com"``), or a list of origins, that
+            get the token, for an adapter mounted with ``session.mount()``. International
+            host names are taken in the form requests sends (``xn--...``).
         pool_connections, pool_maxsize, max_retries, pool_block: as for ``HTTPAdapter``.
+            A ``max_retries`` whose ``status_forcelist`` holds 401 is refused (ValueError):
+            urllib3 would resend the refused token without a refresh. Retries of 5xx
+            answers and connection errors resend the request with the same, current token.
+
+    To cache responses too, combine it with CacheControl's adapter (the cache answers
+    first; what it cannot answer is sent with the token)::
+
+        class CachingRefreshAdapter(CacheControlAdapter, RefreshAdapter):  # type: ignore[misc]
+            pass
+
+        adapter = CachingRefreshAdapter(store=..., refresher=..., cache=FileCache(".cache"))
+        adapter.mount(session, "https://api.example.com/")
     """
 
     def __init__(
@@ -95,6 +145,7 @@ class RefreshAdapter(HTTPAdapter):
         cooloff: float = 1.0,
         max_cooloff: float = 60.0,
         clock: Callable[[], float] = time.time,
+        origin: str | Iterable[str] | None = None,
         pool_connections: int = DEFAULT_POOLSIZE,
         pool_maxsize: int = DEFAULT_POOLSIZE,
         max_retries: int | Retry = DEFAULT_RETRIES,
@@ -112,11 +163,34 @@ class RefreshAdapter(HTTPAdapter):
         ):
             if not value >= 0:
                 raise ValueError(f"{name} must be a number of seconds >= 0, not {value!r}")
+        retries = max_retries if isinstance(max_retries, Retry) else Retry.from_int(max_retries)
+        if 401 in (retries.status_forcelist or ()):
+            raise ValueError(
+                "max_retries retries 401 (it is in status_forcelist): urllib3 would send the"
+                " refused token again, unchanged, without a refresh. RefreshAdapter refreshes"
+                " and replays a 401 itself: take 401 out of status_forcelist (retrying 5xx"
+                " answers and connection errors is fine)"
+            )
         self.store = store
         self.refresher = refresher
         self.should_refresh = should_refresh
         self.allow_insecure_http = allow_insecure_http
-        self._prefixes: tuple[str, ...] = ()
+        # What gets the token: whole origins, and origins limited to path prefixes (from
+        # mount()). Replaced whole, never mutated: send() reads them without a lock.
+        self._origins: frozenset[Origin] = frozenset()
+        self._paths: dict[Origin, tuple[str, ...]] = {}
+        self._named: tuple[str, ...] = ()  # the origins, as the user reads them
+        self._served: tuple[str, ...] = ()  # the origins and prefixes, for messages
+        self._warned_foreign = False
+        self._warned_own_authorization = False
+        for item in (origin,) if isinstance(origin, str) else origin or ():
+            named, path, _ = split_prefix(item, what="origin")
+            if path != "/":
+                raise ValueError(
+                    f"origin is scheme://host[:port], without a path: {item[:200]!r};"
+                    " to send the token under a path only, use adapter.mount(session, prefix)"
+                )
+            self._serve(named, "/")
         self._coordinator = Coordinator(
             store,
             refresher,
@@ -137,8 +211,13 @@ class RefreshAdapter(HTTPAdapter):
     def __repr__(self) -> str:
         return (
             f"<{type(self).__name__} store={self.store!r}"
-            f" prefixes={list(self._prefixes)!r} generation={self.stats.generation}>"
+            f" origins={list(self._named)!r} generation={self.stats.generation}>"
         )
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        """The origins that get the token, as ``scheme://host[:port]``, in the order given."""
+        return self._named
 
     @property
     def stats(self) -> RefreshStats:
@@ -148,21 +227,32 @@ class RefreshAdapter(HTTPAdapter):
     def mount(self, session: requests.Session, prefix: str) -> None:
         """Mount on ``session`` for ``prefix`` and send tokens under that prefix only.
 
-        Like ``session.mount(prefix, adapter)``, but checks the prefix: it must be an
-        http(s) origin ending with ``/`` (``"https://api.example.com/"``), so that it
-        cannot also match ``https://api.example.com.evil.test/``. Requests the adapter
-        then sees for URLs outside its prefixes go out without a token.
+        Like ``session.mount(prefix, adapter)``, but the adapter learns the prefix: it
+        must be an http(s) origin, optionally with a path, ending with ``/``
+        (``"https://api.example.com/"``), so that it cannot also match
+        ``https://api.example.com.evil.test/``. An international host name is mounted in
+        the form requests sends (``https://bücher.example/`` as
+        ``https://xn--bcher-kva.example/``), so that its requests do reach the adapter.
         """
-        parts = urllib.parse.urlsplit(prefix)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"prefix must start with http:// or https:// and a host: {prefix!r}")
-        if not parts.path.endswith("/"):
+        origin, path, url = split_prefix(prefix, what="prefix")
+        if not urllib.parse.urlsplit(prefix).path.endswith("/"):
             raise ValueError(
-                f"prefix must end with '/' ({prefix!r} would also match other hosts):"
-                f" use {prefix + '/'!r}"
+                f"prefix must end with '/' ({prefix[:200]!r} would also match other hosts):"
+                f" use {prefix[:200] + '/'!r}"
             )
-        session.mount(prefix, self)
-        self._prefixes = (*self._prefixes, prefix.lower())
+        session.mount(url, self)
+        self._serve(origin, path.lower())
+
+    def _serve(self, origin: Origin, path: str) -> None:
+        """Send the token to ``origin`` under ``path`` (``"/"``: the whole origin) from now on."""
+        name = format_origin(origin)
+        if path == "/":
+            self._origins = self._origins | {origin}
+            self._paths = {key: paths for key, paths in self._paths.items() if key != origin}
+        elif origin not in self._origins:
+            self._paths = {**self._paths, origin: (*self._paths.get(origin, ()), path)}
+        self._named = tuple(dict.fromkeys((*self._named, name)))
+        self._served = tuple(dict.fromkeys((*self._served, name + path.rstrip("/"))))
 
     def send(
         self,
@@ -175,7 +265,7 @@ class RefreshAdapter(HTTPAdapter):
     ) -> Response:
         """Send ``request`` with the current token; refresh and replay once if refused."""
         url = request.url or ""
-        if self._prefixes and not url.lower().startswith(self._prefixes):
+        if not self._serves(url) or self._has_own_authorization(request):
             return super().send(request, stream, timeout, verify, cert, proxies)
         if not self.allow_insecure_http and not url.startswith("https:"):
             require_safe_origin(url)
@@ -183,24 +273,91 @@ class RefreshAdapter(HTTPAdapter):
         options = (stream, timeout, verify, cert, proxies)
         token, generation = self._coordinator.acquire()
         response = self._send_authorized(request, token, *options)
-        if not self._is_refusal(response):
+        if self._is_refusal(response):
+            replacement = self._coordinator.refused(generation)
+        elif response.status_code == 403 and not _insufficient_scope(response):
+            replacement = self._replaced(generation)
+        else:
             return response
-
-        replacement = self._coordinator.refused(generation)
         if replacement is None:
             return response
         if not _rewind(request):
             logger.info(
-                "the request was refused, but its body cannot be sent again: returning the 401"
+                "the request was refused (%d), but its body cannot be sent again: returning"
+                " the refusal",
+                response.status_code,
             )
             return response
-        # Read and close the refusal so that its connection goes back to the pool.
-        _ = response.content
-        response.close()
+        _settle(response, timeout)
         self._coordinator.note_replay()
         replay = self._send_authorized(request, replacement[0], *options)
         replay.history = [response]
         return replay
+
+    def _replaced(self, generation: int) -> tuple[Token, int] | None:
+        """For a 403: the current token if the one refused was replaced since, else None.
+
+        Some servers answer a token they no longer know (one a refresh rotated away)
+        with 403 rather than 401. A 403 for an older generation is replayed with the
+        token a new request would get, without a refresh; a 403 for the current
+        generation is the server's answer about the request, and goes back as it is.
+        """
+        current = self._coordinator.acquire()
+        if current[1] == generation:
+            return None
+        logger.debug(
+            "generation %d was answered 403 but %d is current: replaying",
+            generation,
+            current[1],
+        )
+        return current
+
+    def _has_own_authorization(self, request: PreparedRequest) -> bool:
+        """Whether ``request`` already carries a credential; warns (once) when it does."""
+        if "Authorization" not in request.headers:
+            return False
+        if not self._warned_own_authorization:
+            self._warned_own_authorization = True
+            warnings.warn(
+                "RefreshAdapter sent a request that carries its own Authorization header"
+                " (from headers=, auth=, session.auth or ~/.netrc) as it is, without the"
+                " token: an explicit credential wins. Remove it to have the request"
+                " authenticated with the token (session.trust_env = False ignores"
+                " ~/.netrc); this warning is shown once",
+                UserWarning,
+                stacklevel=2,
+            )
+        return True
+
+    def _serves(self, url: str) -> bool:
+        """Whether ``url`` gets the token; warns (once) when it was routed here but not."""
+        origin = origin_of(url)
+        if origin in self._origins:
+            return True
+        paths = self._paths.get(origin) if origin is not None else None
+        if paths is not None and urllib.parse.urlsplit(url).path.lower().startswith(paths):
+            return True
+        if not self._named:
+            raise NoOriginError(
+                "RefreshAdapter does not know which origin its token is for, so it sent"
+                " nothing (session.mount() does not tell it): mount it with"
+                " adapter.mount(session, 'https://api.example.com/'), or pass"
+                " origin='https://api.example.com' to RefreshAdapter"
+            )
+        if not self._warned_foreign:
+            self._warned_foreign = True
+            where = "a URL" if origin is None else format_origin(origin)[:100]
+            if paths is not None:
+                where += urllib.parse.urlsplit(url).path[:100]
+            warnings.warn(
+                f"RefreshAdapter sent a request to {where} without the token: it sends the"
+                f" token only to {', '.join(self._served)}. If {where} should get it, mount"
+                f" with adapter.mount(session, '{where}/') or add it to origin=; otherwise"
+                " mount the adapter on its API's origin only (this warning is shown once)",
+                UserWarning,
+                stacklevel=2,
+            )
+        return False
 
     def _send_authorized(
         self,
@@ -245,6 +402,65 @@ def _with_authorization(request: PreparedRequest, authorization: str) -> Prepare
     copy.hooks = request.hooks
     copy._body_position = request._body_position
     return copy
+
+
+def _settle(response: Response, timeout: _Timeout) -> None:
+    """Finish with a refusal before the replay, in bounded memory and time.
+
+    Reads at most :data:`DRAIN_LIMIT` bytes of its body, for at most :data:`DRAIN_TIME`
+    seconds (less if the request's read timeout is shorter), with a deadline on the
+    socket, so that a body that stalls cannot hold the replay even with ``timeout=None``.
+    A body read to its end within those bounds stays in the response (which goes into
+    the replay's ``history``) and its connection goes back to the pool; any other
+    refusal keeps its status and headers, an empty body, and its connection is closed.
+    """
+    raw = response.raw
+    budget = DRAIN_TIME
+    read_timeout = timeout[1] if isinstance(timeout, tuple) else timeout
+    if isinstance(read_timeout, (int, float)):
+        budget = max(0.0, min(budget, read_timeout))
+    connection = getattr(raw, "connection", None)
+    sock = getattr(connection, "sock", None)
+    read = getattr(raw, "read1", None) or getattr(raw, "read", None)  # read1: urllib3 2
+    body = bytearray()
+    complete = False
+    if sock is not None and read is not None:
+        deadline = time.monotonic() + budget
+        previous = sock.gettimeout()
+        try:
+            while len(body) <= DRAIN_LIMIT:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                sock.settimeout(remaining)
+                chunk = read(DRAIN_LIMIT + 1 - len(body), decode_content=False)
+                if not chunk:
+                    complete = True
+                    break
+                body += chunk
+        except (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException):
+            complete = False  # a timeout or a broken connection: it is closed below
+        finally:
+            with contextlib.suppress(OSError):
+                sock.settimeout(previous)
+    # Closing releases a connection whose body was read to the end, and closes any other.
+    response.close()
+    content = _decoded(bytes(body), response.headers.get("Content-Encoding")) if complete else b""
+    response._content = content
+    response._content_consumed = True
+
+
+def _decoded(body: bytes, encoding: str | None) -> bytes:
+    """``body`` without its gzip or deflate coding, at most :data:`DRAIN_LIMIT` bytes of it."""
+    if not encoding or encoding.strip().lower() == "identity":
+        return body
+    if encoding.strip().lower() not in ("gzip", "x-gzip", "deflate"):
+        return b""
+    try:
+        # 32 + MAX_WBITS: a gzip or zlib header, detected.
+        return zlib.decompressobj(32 + zlib.MAX_WBITS).decompress(body, DRAIN_LIMIT)
+    except zlib.error:
+        return b""
 
 
 def _rewind(request: PreparedRequest) -> bool:

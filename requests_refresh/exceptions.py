@@ -22,6 +22,7 @@ The tree::
     +-- DiscoveryError                the server's metadata could not be used
     +-- TokenStoreError               the token store cannot be read, written or locked
     +-- InsecureTransportError        a token would have gone over plain http
+    +-- NoOriginError                 the adapter was not told which origin its token is for
 
 Messages say what to do next and never contain a token or a client secret.
 Every error pickles and copies cleanly: extra data is keyword-only with defaults and
@@ -46,6 +47,7 @@ __all__ = [
     "LoginError",
     "LoginRequiredError",
     "LoginTimeoutError",
+    "NoOriginError",
     "NoTokenError",
     "RefreshError",
     "RefreshTimeoutError",
@@ -199,4 +201,13 @@ class InsecureTransportError(RequestsRefreshError):
     Use https, or, if the network between you and that host is trusted, pass
     ``allow_insecure_http=True`` to what the message names: ``RefreshAdapter`` for the
     API, the grant (``RefreshTokenGrant``) for the token endpoint.
+    """
+
+
+class NoOriginError(RequestsRefreshError):
+    """The adapter does not know which origin its token is for, so it sends nothing.
+
+    ``session.mount(prefix, adapter)`` does not tell the adapter the prefix. Mount it with
+    ``adapter.mount(session, "https://api.example.com/")``, or pass
+    ``origin="https://api.example.com"`` to :class:`RefreshAdapter`.
     """

@@ -62,6 +62,7 @@ def make_store(backend: KeyringBackend, tmp_path: Path) -> KeyringTokenStore:
         lock_path=tmp_path / "store.lock",
         backend=backend,
         max_part_size=PART_SIZE,
+        allow_insecure_backend=True,  # an in-memory test backend
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import ipaddress
@@ -175,6 +176,7 @@ def leak_session(origin: str, mount: str) -> tuple[requests.Session, RefreshAdap
             Token("at-original-LEAK", "rt-original-LEAK", expires_at=time.time() + 600)
         ),
         refresher=local_refresher,
+        origin=origin if mount == "session.mount" else None,
     )
     session = requests.Session()
     if mount == "session.mount":
@@ -182,14 +184,21 @@ def leak_session(origin: str, mount: str) -> tuple[requests.Session, RefreshAdap
     else:
         adapter.mount(session, origin + "/")
     if mount == "broad":
-        # The adapter also sees every other URL: only its prefix check guards the token.
+        # The adapter also sees every other URL: only its origin check guards the token.
         session.mount("http://", adapter)
         session.mount("https://", adapter)
     return session, adapter
 
 
+def foreign_warning(mount: str) -> contextlib.AbstractContextManager[object]:
+    """The warning a broadly mounted adapter gives when it sees another origin."""
+    if mount == "broad":
+        return pytest.warns(UserWarning, match="without the token")
+    return contextlib.nullcontext()
+
+
 #: How the adapter is mounted: on the origin through its own mount() (which records the
-#: prefix) or the session's; or on the origin and on every http(s) URL.
+#: prefix) or the session's with origin=; or on the origin and on every http(s) URL.
 MOUNTS = ["adapter.mount", "session.mount", "broad"]
 REDIRECTS = [301, 302, 303, 307, 308]
 
@@ -218,7 +227,7 @@ def test_no_token_on_a_redirect_to_another_origin(
     landing = recorder if other is None else other
     try:
         session, _ = leak_session(recorder.url, mount)
-        with session:
+        with session, foreign_warning(mount):
             response = session.get(
                 f"{recorder.url}/redirect/{status}", params={"to": target}, timeout=10
             )
@@ -250,7 +259,7 @@ def test_no_token_on_a_redirect_to_https(
     secure = Recorder(tls=context)
     try:
         session, _ = leak_session(recorder.url, mount)
-        with session:
+        with session, foreign_warning(mount):
             response = session.get(
                 f"{recorder.url}/redirect/{status}",
                 params={"to": f"{secure.url}/landed"},
@@ -286,16 +295,15 @@ def test_no_token_over_plain_http_to_a_remote_host() -> None:
         calls.append(token)
         return token
 
+    urls = ("http://api.example.invalid/x", "http://10.0.0.1:1/x", "http://[2001:db8::1]/")
     adapter = RefreshAdapter(
-        store=MemoryTokenStore(Token("at-original-LEAK", "rt-original-LEAK")), refresher=refresher
+        store=MemoryTokenStore(Token("at-original-LEAK", "rt-original-LEAK")),
+        refresher=refresher,
+        origin=[url.rsplit("/", 1)[0] for url in urls],
     )
     with requests.Session() as session:
         session.mount("http://", adapter)
-        for url in (
-            "http://api.example.invalid/x",
-            "http://10.0.0.1:1/x",
-            "http://[2001:db8::1]/",
-        ):
+        for url in urls:
             with pytest.raises(InsecureTransportError) as caught:
                 session.get(url, timeout=1)
             assert "LEAK" not in str(caught.value)

@@ -47,8 +47,12 @@ def test_https_and_loopback_are_allowed(check: object, url: str) -> None:
 
 def test_the_adapter_refuses_before_anything_is_sent() -> None:
     """No token, no connection: the request fails with a message that says what to do."""
-    adapter = RefreshAdapter(store=MemoryTokenStore(Token("t")), refresher=lambda t: t)
+    adapter = RefreshAdapter(
+        store=MemoryTokenStore(Token("t")),
+        refresher=lambda t: t,
+        origin="http://api.example.invalid",
+    )
     with requests.Session() as session:
-        session.mount("http://", adapter)
+        session.mount("http://api.example.invalid/", adapter)
         with pytest.raises(InsecureTransportError, match="use https"):
             session.get("http://api.example.invalid/resource", timeout=5)
