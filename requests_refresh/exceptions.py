@@ -90,7 +90,11 @@ class RefreshError(RequestsRefreshError):
 
 
 class TokenEndpointError(RefreshError):
-    """The token endpoint answered with an error (RFC 6749 section 5.2).
+    """The token endpoint answered with an error (RFC 6749 section 5.2), or its TLS
+    certificate could not be verified (a configuration problem: ``status_code`` is None).
+
+    ``error`` and ``error_description`` are the server's, with every secret the request
+    carried masked, cut short and on one line.
 
     Attributes:
         error: the ``error`` code the server sent (``"invalid_client"``, ...), or None.
@@ -136,7 +140,11 @@ class TokenEndpointUnavailableError(TokenEndpointError):
 
 
 class InvalidTokenResponseError(RefreshError):
-    """The token endpoint answered, but not with a usable token (RFC 6749 section 5.1)."""
+    """The token endpoint answered, but not with a usable token (RFC 6749 section 5.1).
+
+    When the answer did carry a new refresh token, :attr:`rotated_token` holds it (with
+    the old access token and expiry) so that it can be stored.
+    """
 
 
 class RefreshTimeoutError(RefreshError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -25,6 +26,31 @@ _DICT_FIELDS = frozenset(
     {"access_token", "token_type", "expires_at", "issued_at", "refresh_token", "scope", "extra"}
 )
 
+# What may go into ``Authorization: <token_type> <access_token>``.
+#
+# The access token: printable ASCII, %x20-7E, the VSCHAR of RFC 6749 appendix A.12,
+# with neither end a space (RFC 7230 section 3.2.4 trims whitespace around a field
+# value, so the server would not see the same token). Stricter than RFC 7230's
+# field-value, which also allows HTAB and obs-text (%x80-FF, deprecated, and what
+# non-latin-1 text cannot be encoded into): anything else is a control character that
+# splits or ends the header, or text that is not the token the server meant. Looser
+# than RFC 6750's b64token, which real servers do not always keep to and which the
+# header can carry anyway.
+#
+# The token type is the header's auth-scheme: an RFC 7230 section 3.2.6 token (tchar).
+_HEADER_SAFE_TOKEN = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
+_AUTH_SCHEME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def is_header_safe_token(value: str) -> bool:
+    """Whether ``value`` can be sent as an access token in an ``Authorization`` header."""
+    return _HEADER_SAFE_TOKEN.fullmatch(value) is not None
+
+
+def is_auth_scheme(value: str) -> bool:
+    """Whether ``value`` can be sent as the scheme (token type) of an ``Authorization`` header."""
+    return _AUTH_SCHEME.fullmatch(value) is not None
+
 
 @dataclasses.dataclass(frozen=True)
 class Token:
@@ -34,10 +60,18 @@ class Token:
     which fields are set, never a secret.
 
     Attributes:
-        access_token: the secret sent in the ``Authorization`` header.
+        access_token: the secret sent in the ``Authorization`` header: printable ASCII,
+            not starting or ending with a space.
         refresh_token: the secret exchanged for a new token, or None.
         expires_at: when the access token expires, in epoch seconds, or None if unknown.
         token_type: the scheme of the ``Authorization`` header; ``"Bearer"`` by default.
+            An HTTP token: letters, digits and ``!#$%&'*+-.^_`|~``.
+
+    Raises:
+        ValueError: a field has the wrong type, or the access token or token type holds
+            characters that cannot go into a header (CR, LF, NUL, non-ASCII, ...): a
+            token must not be able to add headers to a request. The message never
+            contains the value.
         scope: the granted scope as the server sent it, or None.
         issued_at: when the token was obtained, in epoch seconds, or None if unknown.
             With ``expires_at`` it gives the token's lifetime.
@@ -56,12 +90,22 @@ class Token:
     def __post_init__(self) -> None:
         if not isinstance(self.access_token, str) or not self.access_token:
             raise ValueError("access_token must be a non-empty string")
+        if not is_header_safe_token(self.access_token):
+            raise ValueError(
+                "access_token holds characters that cannot go into an Authorization header"
+                " (only printable ASCII, not starting or ending with a space)"
+            )
         if self.refresh_token is not None and (
             not isinstance(self.refresh_token, str) or not self.refresh_token
         ):
             raise ValueError("refresh_token must be a non-empty string or None")
         if not isinstance(self.token_type, str) or not self.token_type.strip():
             raise ValueError("token_type must be a non-empty string")
+        if not is_auth_scheme(self.token_type):
+            raise ValueError(
+                "token_type holds characters that cannot go into an Authorization header"
+                " (only letters, digits and !#$%&'*+-.^_`|~)"
+            )
         for name in ("expires_at", "issued_at"):
             value = getattr(self, name)
             if value is not None and not _is_finite_number(value):
@@ -145,6 +189,11 @@ class Token:
                 if access_token is None
                 else "the token response's access_token is not a non-empty string"
             )
+        if not is_header_safe_token(access_token):
+            raise InvalidTokenResponseError(
+                "the token response's access_token holds characters that cannot go into an"
+                " Authorization header (control characters, non-ASCII, or spaces at an end)"
+            )
         refresh_token = payload.get("refresh_token")
         if refresh_token is not None and (not isinstance(refresh_token, str) or not refresh_token):
             raise InvalidTokenResponseError(
@@ -156,6 +205,11 @@ class Token:
                 "the token response's token_type is not a non-empty string"
             )
         token_type = token_type.strip()
+        if not is_auth_scheme(token_type):
+            raise InvalidTokenResponseError(
+                "the token response's token_type holds characters that cannot go into an"
+                " Authorization header scheme"
+            )
         if token_type.lower() == "bearer":
             token_type = "Bearer"  # noqa: S105 - the scheme's name, not a secret
         expires_in = _parse_expires_in(payload.get("expires_in"))

@@ -8,14 +8,19 @@ code) only say which fields to send. Nothing here knows about threads or stores.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import email.utils
+import json
 import math
+import ssl
 import time
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 import requests
+import urllib3
 
 from .._transport import require_safe_transport
 from ..exceptions import (
@@ -25,7 +30,7 @@ from ..exceptions import (
     TokenEndpointError,
     TokenEndpointUnavailableError,
 )
-from ..token import Token
+from ..token import Token, is_auth_scheme
 from ._http import BodyTooLargeError, parse_json, read_body, where
 
 __all__ = ["ClientAuthMethod", "TokenEndpoint"]
@@ -37,10 +42,23 @@ ClientAuthMethod = Literal["client_secret_basic", "client_secret_post", "none"]
 _TRANSIENT_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
 #: Form fields the exchange sets itself; a grant's extra parameters may not.
 RESERVED_PARAMS = frozenset({"grant_type", "client_id", "client_secret"})
+#: The longest ``error_description`` (or other server text) quoted in a message.
 _MAX_DESCRIPTION = 300
+#: The longest ``error`` code kept; RFC 6749 codes are a few words.
+_MAX_ERROR = 100
 # Secrets shorter than this are not searched for in server messages: masking every "s"
 # of a one-letter test secret would garble the message and protect nothing.
 _MIN_REDACTED_LENGTH = 4
+_REDACTED = "<redacted>"
+#: The largest token endpoint answer read. A token response is a few kilobytes; JWTs
+#: with many claims stay well under this.
+MAX_RESPONSE_BYTES = 1 << 20
+#: The deepest nesting of JSON arrays and objects accepted in an answer. Deeper ones are
+#: refused before anything recurses over them (a store's json.dumps, a copy).
+MAX_JSON_DEPTH = 32
+_CHUNK = 16384
+# Request headers that carry credentials: dropped from a request attached to an error.
+_CREDENTIAL_HEADERS = ("Authorization", "Proxy-Authorization", "Cookie")
 
 
 class TokenEndpoint:
@@ -53,12 +71,17 @@ class TokenEndpoint:
         auth_method: ``"client_secret_basic"`` (HTTP Basic; the default with a secret),
             ``"client_secret_post"`` (form fields) or ``"none"`` (public client: the
             default without a secret; ``client_id`` is sent as a form field).
-        timeout: seconds to wait for the token endpoint: a number or ``(connect, read)``.
+        timeout: seconds the whole exchange may take, from connecting to the last byte
+            of the answer: a number, or ``(connect, read)`` for a total of their sum.
         session: a session to send with, e.g. one with a client certificate. By default
             the endpoint makes its own, and closes it in :meth:`close`.
         allow_insecure_http: allow a plain http token endpoint that is not loopback.
         owner: what the user constructed and passes ``allow_insecure_http`` to (the
             grant's class name), named in the refusal of a plain http endpoint.
+        token_types: the token types the client accepts, compared case-insensitively.
+            Only ``Bearer`` by default: RFC 6749 section 7.1 says a client must not use
+            a token type it does not understand. Add one (``("Bearer", "DPoP")``) only if
+            the API takes it as ``Authorization: <type> <access token>`` and nothing more.
     """
 
     def __init__(
@@ -72,6 +95,7 @@ class TokenEndpoint:
         session: requests.Session | None = None,
         allow_insecure_http: bool = False,
         owner: str = "the grant",
+        token_types: Iterable[str] = ("Bearer",),
     ) -> None:
         if auth_method is None:
             auth_method = "none" if client_secret is None else "client_secret_basic"
@@ -82,11 +106,19 @@ class TokenEndpoint:
         if not allow_insecure_http:
             require_safe_transport(token_url, configure=owner)
         self.owner = owner
+        types = () if isinstance(token_types, str) else tuple(token_types)
+        if not types or not all(isinstance(t, str) and is_auth_scheme(t) for t in types):
+            raise ValueError(
+                "token_types must be a non-empty collection of token type names that can"
+                " go into an Authorization header, e.g. ('Bearer',)"
+            )
         self.token_url = token_url
         self.client_id = client_id
         self._client_secret = client_secret
         self.auth_method: ClientAuthMethod = auth_method
         self.timeout = timeout
+        self.token_types = types
+        self._accepted_types = frozenset(t.lower() for t in types)
         self._owns_session = session is None
         self._session = requests.Session() if session is None else session
 
@@ -100,70 +132,164 @@ class TokenEndpoint:
         parts = urllib.parse.urlsplit(self.token_url)
         return f"{parts.scheme}://{parts.hostname or ''}{_port(parts)}{parts.path}"
 
-    def exchange(self, params: Mapping[str, str], *, secrets: Iterable[str | None] = ()) -> Token:
+    def exchange(
+        self,
+        params: Mapping[str, str],
+        *,
+        secrets: Iterable[str | None] = (),
+        make_rotated_token: Callable[[str], Token] | None = None,
+    ) -> Token:
         """POST ``params`` (with ``grant_type``) and the client's credentials; parse the answer.
 
         ``secrets`` are the grant's own secrets (a refresh token, a device code): they are
-        masked wherever the server's answer is quoted, as the client secret always is.
+        masked wherever the server's answer is quoted, as the client secret always is, in
+        every encoding the request used (raw, form-encoded, base64 in Basic credentials).
+        Server text is cut short and stripped of control characters; a response attached
+        to an error has its request's body and credential headers removed.
+
+        ``make_rotated_token`` turns a new refresh token, found in a success answer that
+        is otherwise unusable, into the token to store (``rotated_token`` on the error):
+        the refresh token grant pairs it with the old access token. Without it, such an
+        error carries no token.
+
+        The whole exchange, from connecting to the last byte of the answer, is bounded
+        by ``timeout`` (at worst by one more read timeout while the server sends its
+        headers); an answer over :data:`MAX_RESPONSE_BYTES` is not read further.
 
         Raises:
             InvalidGrantError: ``invalid_grant``, whatever the HTTP status.
             TokenEndpointUnavailableError: 429, 5xx, ``temporarily_unavailable``,
-                ``server_error``, a timeout or no connection (with ``retry_after``).
+                ``server_error``, the exchange exceeding its timeout, no connection, or a
+                connection broken mid-answer (with ``retry_after``).
             TokenEndpointError: any other error answer (with ``error``,
-                ``error_description`` and ``status_code``).
-            InvalidTokenResponseError: a success whose body is not a usable token.
+                ``error_description`` and ``status_code``); a TLS failure (a
+                configuration problem, with no status); an error status whose body is
+                over the size limit.
+            InvalidTokenResponseError: a success whose body is not a usable token: not
+                JSON, nested too deep, over the size limit, a field unusable, a token
+                type not in ``token_types``. With ``rotated_token`` set when it carried
+                a new refresh token and ``make_rotated_token`` was given.
         """
         data = dict(params)
-        auth: tuple[str, str] | None = None
-        if self.auth_method == "client_secret_basic":
-            assert self._client_secret is not None  # noqa: S101 - checked in __init__
-            # RFC 6749 section 2.3.1: both parts are form-encoded before Basic encoding.
-            auth = (_form_encode(self.client_id), _form_encode(self._client_secret))
-        else:
-            data["client_id"] = self.client_id
-            if self.auth_method == "client_secret_post":
-                assert self._client_secret is not None  # noqa: S101 - checked in __init__
-                data["client_secret"] = self._client_secret
+        auth = self._client_auth(data)
+        redactor = _Redactor(secrets, self.client_id, self._client_secret)
+        total = _total_seconds(self.timeout)
         started = time.time()
+        deadline = time.monotonic() + total
         try:
             response = self._session.post(
                 self.token_url,
                 data=data,
                 auth=auth,
-                headers={"Accept": "application/json"},
+                # identity: the size limit counts what the server sends, and no
+                # decompression bomb hides behind it.
+                headers={"Accept": "application/json", "Accept-Encoding": "identity"},
                 timeout=self.timeout,
                 allow_redirects=False,
+                stream=True,
             )
-        except requests.Timeout as exc:
-            raise TokenEndpointUnavailableError(
-                f"the token endpoint {self.where()} did not answer within {self.timeout} s"
-            ) from exc
-        except requests.ConnectionError as exc:
-            raise TokenEndpointUnavailableError(
-                f"could not connect to the token endpoint {self.where()}"
-            ) from exc
         except requests.RequestException as exc:
-            raise RefreshError(
-                f"the request to the token endpoint {self.where()} failed ({type(exc).__name__})"
-            ) from exc
+            _scrub_exception(exc)
+            raise self._transport_error(exc, total) from exc
         with response:
-            return self._parse(response, data.get("grant_type", ""), (*secrets,), started)
+            body = self._read(response, deadline, total)
+            _scrub(response, body, redactor)
+            return self._parse(
+                response, body, data.get("grant_type", ""), redactor, started, make_rotated_token
+            )
+
+    def _transport_error(self, exc: requests.RequestException, total: float) -> RefreshError:
+        """The error for a request that got no answer."""
+        if isinstance(exc, requests.exceptions.SSLError):
+            # Not transient: retrying will not make the certificate trusted.
+            if _caused_by(exc, ssl.SSLCertVerificationError):
+                return TokenEndpointError(
+                    f"TLS certificate verification failed for the token endpoint"
+                    f" {self.where()}: its certificate is not trusted, or not valid for that"
+                    " host. Check the host name in token_url and the CA bundle: for a private"
+                    " CA, set REQUESTS_CA_BUNDLE to its file, or pass session= with a session"
+                    " whose verify= names it (and trust_env=False if REQUESTS_CA_BUNDLE is"
+                    " set: requests lets it win over verify=)"
+                )
+            return TokenEndpointError(
+                f"the TLS handshake with the token endpoint {self.where()} failed: check"
+                " that token_url is https on a TLS port, the CA bundle, and the client"
+                " certificate if the server requires one (pass session= with a session"
+                " whose verify= and cert= are set)"
+            )
+        if isinstance(exc, requests.Timeout):
+            return TokenEndpointUnavailableError(self._timeout_message(total))
+        if isinstance(exc, requests.ConnectionError):
+            return TokenEndpointUnavailableError(
+                f"could not connect to the token endpoint {self.where()}"
+            )
+        return RefreshError(
+            f"the request to the token endpoint {self.where()} failed ({type(exc).__name__})"
+        )
+
+    def _timeout_message(self, total: float) -> str:
+        return (
+            f"the exchange with the token endpoint {self.where()} exceeded the timeout of"
+            f" {total:g} s: the server did not answer in time; a cool-off follows"
+        )
+
+    def _read(self, response: requests.Response, deadline: float, total: float) -> bytes | None:
+        """The answer's body, read by the deadline; None when it is over the size limit.
+
+        Raises:
+            TokenEndpointUnavailableError: the deadline passed, or the connection broke.
+        """
+        declared = response.headers.get("Content-Length", "").strip()
+        if (
+            declared.isascii()
+            and declared.isdigit()
+            and (len(declared) > 12 or int(declared) > MAX_RESPONSE_BYTES)
+        ):
+            return None
+        raw = response.raw
+        # urllib3 2 has read1: whatever has arrived, up to n bytes. read(n) waits for all
+        # n bytes, but no longer than the socket timeout set for it.
+        read = getattr(raw, "read1", None) or raw.read
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TokenEndpointUnavailableError(self._timeout_message(total))
+            _limit_next_read(raw, remaining)
+            try:
+                chunk = read(_CHUNK)
+            except (TimeoutError, urllib3.exceptions.TimeoutError) as exc:
+                raise TokenEndpointUnavailableError(self._timeout_message(total)) from exc
+            except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
+                raise TokenEndpointUnavailableError(
+                    f"the connection to the token endpoint {self.where()} broke while it"
+                    f" answered ({type(exc).__name__})"
+                ) from exc
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                return None
+            chunks.append(chunk)
 
     def _parse(
         self,
         response: requests.Response,
+        body: bytes | None,
         grant_type: str,
-        secrets: tuple[str | None, ...],
+        redactor: _Redactor,
         started: float,
+        make_rotated_token: Callable[[str], Token] | None,
     ) -> Token:
         status = response.status_code
-        try:
-            payload: Any = response.json()
-        except ValueError:
-            payload = None
+        payload: Any = None
+        problem = f"a body over {MAX_RESPONSE_BYTES >> 20} MiB"
+        if body is not None:
+            payload, problem = _load_json(body)
         if isinstance(payload, dict) and "error" in payload:
-            raise self._error(payload, response, grant_type, secrets)
+            raise self._error(payload, response, grant_type, redactor)
+        oversized = "" if body is not None else f", with {problem}"
         if 300 <= status < 400:
             raise TokenEndpointError(
                 f"the token endpoint {self.where()} answered with a redirect (HTTP {status}),"
@@ -173,49 +299,71 @@ class TokenEndpoint:
             )
         if status == 429 or status >= 500:
             raise TokenEndpointUnavailableError(
-                f"the token endpoint {self.where()} is unavailable (HTTP {status})",
+                f"the token endpoint {self.where()} is unavailable (HTTP {status}{oversized})",
                 status_code=status,
                 retry_after=_retry_after(response),
                 response=response,
             )
         if status >= 400:
             raise TokenEndpointError(
-                f"the token endpoint {self.where()} answered HTTP {status} without an OAuth error",
+                f"the token endpoint {self.where()} answered HTTP {status} without an OAuth"
+                f" error{oversized}: check token_url",
                 status_code=status,
                 response=response,
             )
         if payload is None:
-            content_type = response.headers.get("Content-Type", "no content type")
+            content_type = redactor.quote(response.headers.get("Content-Type", "no content type"))
             raise InvalidTokenResponseError(
-                f"the token endpoint {self.where()} answered HTTP {status} with a body that"
-                f" is not JSON ({content_type})",
+                f"the token endpoint {self.where()} answered HTTP {status} with {problem}"
+                f" ({content_type}), not a token response: check token_url",
                 response=response,
             )
         try:
-            return Token.from_response(payload, now=started)
+            token = Token.from_response(payload, now=started)
+            if token.token_type.lower() not in self._accepted_types:
+                raise InvalidTokenResponseError(
+                    f"the token response's token_type is {redactor.quote(token.token_type)!r},"
+                    " a type this client does not use (RFC 6749 section 7.1: a client must"
+                    " not use a token type it does not understand). If the API takes it as"
+                    " 'Authorization: <type> <access token>', add it to token_types"
+                )
         except InvalidTokenResponseError as exc:
+            rotated: Token | None = None
+            kept = ""
+            new_refresh_token = payload.get("refresh_token") if isinstance(payload, dict) else None
+            if (
+                make_rotated_token is not None
+                and isinstance(new_refresh_token, str)
+                and new_refresh_token
+            ):
+                rotated = make_rotated_token(new_refresh_token)
+                kept = "; the new refresh token it carried is kept for the next attempt"
             raise InvalidTokenResponseError(
-                f"{exc} (from the token endpoint {self.where()})", response=response
+                f"{exc} (from the token endpoint {self.where()}){kept}",
+                response=response,
+                rotated_token=rotated,
             ) from None
+        return token
 
     def _error(
         self,
         payload: dict[str, Any],
         response: requests.Response,
         grant_type: str,
-        secrets: tuple[str | None, ...],
+        redactor: _Redactor,
     ) -> RefreshError:
         """The typed error for an RFC 6749 section 5.2 error response."""
         status = response.status_code
-        error = payload.get("error")
-        description = payload.get("error_description")
-        if not isinstance(error, str):
+        raw_error = payload.get("error")
+        raw_description = payload.get("error_description")
+        if not isinstance(raw_error, str):
             return InvalidTokenResponseError(
                 f"the token endpoint {self.where()} answered HTTP {status} with an"
                 " error that is not a string",
                 response=response,
             )
-        description = self._redact(description, secrets) if isinstance(description, str) else None
+        error = redactor.quote(raw_error, _MAX_ERROR)
+        description = redactor.quote(raw_description) if isinstance(raw_description, str) else None
         detail = f"{error}: {description}" if description else error
         common: dict[str, Any] = {
             "error": error,
@@ -223,13 +371,13 @@ class TokenEndpoint:
             "status_code": status,
             "response": response,
         }
-        if error == "invalid_grant":
+        if raw_error == "invalid_grant":
             return InvalidGrantError(
                 f"the token endpoint refused the grant ({detail}): the login has expired or"
                 " was revoked; sign in again and save the new token to the store",
                 **common,
             )
-        if error in _TRANSIENT_ERRORS or status == 429 or status >= 500:
+        if raw_error in _TRANSIENT_ERRORS or status == 429 or status >= 500:
             return TokenEndpointUnavailableError(
                 f"the token endpoint {self.where()} is unavailable ({detail}, HTTP {status})",
                 retry_after=_retry_after(response),
@@ -240,21 +388,12 @@ class TokenEndpoint:
             "unauthorized_client": f"the client may not use the {grant_type} grant",
             "unsupported_grant_type": f"the server does not offer the {grant_type} grant",
             "invalid_scope": "ask for a scope the client or login was granted",
-        }.get(error, "see the token endpoint's documentation")
+        }.get(raw_error, "see the token endpoint's documentation")
         return TokenEndpointError(
             f"the token endpoint {self.where()} refused the {grant_type} grant"
             f" ({detail}, HTTP {status}): {advice}",
             **common,
         )
-
-    def _redact(self, text: str, secrets: tuple[str | None, ...]) -> str:
-        """The server's text, cut short, with any of our secrets masked."""
-        for secret in (*secrets, self._client_secret):
-            if secret and len(secret) >= _MIN_REDACTED_LENGTH:
-                text = text.replace(secret, "<redacted>")
-        if len(text) > _MAX_DESCRIPTION:
-            text = text[:_MAX_DESCRIPTION] + "..."
-        return text
 
     def post_form(
         self,
@@ -312,13 +451,12 @@ class TokenEndpoint:
                 f"the request to the {place} failed ({type(exc).__name__})"
             ) from exc
         status = response.status_code
+        redactor = _Redactor(secrets, self.client_id, self._client_secret)
         payload = parse_json(body) if body.strip() else None
         if isinstance(payload, dict) and isinstance(payload.get("error"), str):
-            error = self._redact(payload["error"], (*secrets,))[:100]
+            error = redactor.quote(payload["error"], _MAX_ERROR)
             description = payload.get("error_description")
-            description = (
-                self._redact(description, (*secrets,)) if isinstance(description, str) else None
-            )
+            description = redactor.quote(description) if isinstance(description, str) else None
             detail = f"{error}: {description}" if description else error
             kind = (
                 TokenEndpointUnavailableError
@@ -356,12 +494,167 @@ class TokenEndpoint:
         """Add the client's credentials to ``data``, or return them for HTTP Basic."""
         if self.auth_method == "client_secret_basic":
             assert self._client_secret is not None  # noqa: S101 - checked in __init__
+            # RFC 6749 section 2.3.1: both parts are form-encoded before Basic encoding.
             return (_form_encode(self.client_id), _form_encode(self._client_secret))
         data["client_id"] = self.client_id
         if self.auth_method == "client_secret_post":
             assert self._client_secret is not None  # noqa: S101 - checked in __init__
             data["client_secret"] = self._client_secret
         return None
+
+
+class _Redactor:
+    """Masks the secrets one request carried, in every form the request carried them.
+
+    The forms: as they are, form-encoded (``quote_plus``, as in the body, and ``quote``,
+    with and without ``/`` kept), base64 of each of those, and base64 of the Basic
+    credentials ``client_id:secret``, form-encoded as sent and unencoded. Base64 is matched without
+    its ``=`` padding, so an echo that drops the padding is masked too.
+    """
+
+    def __init__(
+        self, secrets: Iterable[str | None], client_id: str, client_secret: str | None
+    ) -> None:
+        forms: set[str] = set()
+        for secret in (*secrets, client_secret):
+            if secret and len(secret) >= _MIN_REDACTED_LENGTH:
+                for form in (
+                    secret,
+                    urllib.parse.quote_plus(secret, safe=""),
+                    urllib.parse.quote(secret, safe=""),
+                    urllib.parse.quote(secret),
+                ):
+                    forms.add(form)
+                    forms.add(_b64(form))
+        if client_secret:
+            # The Basic credentials, as sent (RFC 6749 section 2.3.1) and unencoded.
+            forms.add(_b64(f"{_form_encode(client_id)}:{_form_encode(client_secret)}"))
+            forms.add(_b64(f"{client_id}:{client_secret}"))
+        # Longest first: a shorter form inside a longer one must not break the longer up.
+        self._forms = sorted(
+            (form for form in forms if len(form) >= _MIN_REDACTED_LENGTH), key=len, reverse=True
+        )
+
+    def text(self, text: str) -> str:
+        for form in self._forms:
+            text = text.replace(form, _REDACTED)
+        return text
+
+    def bytes(self, data: bytes) -> bytes:
+        marker = _REDACTED.encode()
+        for form in self._forms:
+            data = data.replace(form.encode(), marker)
+            with contextlib.suppress(UnicodeEncodeError):
+                data = data.replace(form.encode("latin-1"), marker)
+        return data
+
+    def quote(self, text: str, limit: int = _MAX_DESCRIPTION) -> str:
+        """Server text fit for a message or a log: redacted, cut, one printable line."""
+        text = self.text(text)
+        if len(text) > limit:
+            text = text[: limit - 3] + "..."
+        return "".join(
+            char if char.isprintable() else "\N{REPLACEMENT CHARACTER}" for char in text
+        )
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode().rstrip("=")
+
+
+def _total_seconds(timeout: float | tuple[float, float]) -> float:
+    """The whole exchange's time budget: the timeout, or connect + read."""
+    if isinstance(timeout, tuple):
+        return float(sum(timeout))
+    return float(timeout)
+
+
+def _limit_next_read(raw: Any, remaining: float) -> None:
+    """Let the next read on the answer's socket wait no longer than ``remaining`` seconds.
+
+    Best effort: the socket is reached through urllib3's response (``connection``, or
+    ``_connection`` before urllib3 2); without it each read waits up to the read timeout.
+    urllib3 sets the timeout again before the connection's next request.
+    """
+    connection = getattr(raw, "connection", None) or getattr(raw, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        try:
+            current = sock.gettimeout()
+            sock.settimeout(remaining if current is None else min(current, remaining))
+        except OSError:
+            pass
+
+
+def _load_json(body: bytes) -> tuple[Any, str]:
+    """The parsed body, or None and what is wrong with it."""
+    try:
+        payload = json.loads(body)
+    except RecursionError:
+        return None, "a JSON body nested too deeply"
+    except ValueError:  # not JSON, not UTF-8, or an integer of thousands of digits
+        return None, "a body that is not JSON"
+    if _nested_deeper_than(payload, MAX_JSON_DEPTH):
+        return None, f"a JSON body nested more than {MAX_JSON_DEPTH} deep"
+    return payload, ""
+
+
+def _nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects in ``value`` nest more than ``limit`` deep. No recursion."""
+    level: list[Any] = [value]
+    for _ in range(limit + 1):
+        level = [
+            child
+            for item in level
+            if isinstance(item, (dict, list))
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+        if not level:
+            return False
+    return any(isinstance(item, (dict, list)) for item in level)
+
+
+def _scrub(response: requests.Response, body: bytes | None, redactor: _Redactor) -> None:
+    """Make ``response`` safe to attach to an error.
+
+    Its request loses its body (the refresh token, the client secret) and credential
+    headers; its content becomes the body read, with every secret masked (empty when
+    the body was over the size limit and not read).
+    """
+    _scrub_request(response.request)
+    # The body was read here from the raw stream; setting _content is how a requests
+    # Response holds a body already read (response.content, .text, .json() use it).
+    response._content = b"" if body is None else redactor.bytes(body)
+
+
+def _scrub_request(request: requests.PreparedRequest | None) -> None:
+    if request is None:
+        return
+    request.body = None
+    for name in _CREDENTIAL_HEADERS:
+        request.headers.pop(name, None)
+
+
+def _scrub_exception(exc: requests.RequestException) -> None:
+    """Remove the credentials from the request a transport error carries."""
+    request = getattr(exc, "request", None)
+    if isinstance(request, requests.PreparedRequest):
+        _scrub_request(request)
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``kind`` is among ``exc``'s causes, arguments and urllib3 reasons."""
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo and len(seen) < 50:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        if isinstance(item, kind):
+            return True
+        seen.add(id(item))
+        todo.extend((item.__cause__, item.__context__, getattr(item, "reason", None), *item.args))
+    return False
 
 
 def _port(parts: urllib.parse.SplitResult) -> str:
@@ -382,7 +675,7 @@ def _retry_after(response: requests.Response) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isdigit() and value.isascii():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import requests
 
@@ -30,6 +30,15 @@ class RefreshTokenGrant:
     * any other error: :class:`TokenEndpointError` with ``error``, ``error_description``
       and ``status_code``;
     * a success whose body is not a usable token: :class:`InvalidTokenResponseError`.
+      When that answer did carry a new refresh token (rotation), the error's
+      ``rotated_token`` holds it with the old access token and expiry, for the adapter
+      to store: the old refresh token may be spent already.
+    * a TLS failure (an untrusted certificate): :class:`TokenEndpointError`, not a
+      transient error: check the CA bundle, or pass ``session=`` with ``verify=``.
+
+    Messages quote the server's ``error`` and ``error_description`` cut short, with every
+    secret the request carried masked; a response attached to an error keeps neither
+    the request's body nor its ``Authorization`` header.
 
     Args:
         token_url: the token endpoint. https, or http to a loopback address.
@@ -40,10 +49,17 @@ class RefreshTokenGrant:
             default without a secret; ``client_id`` is sent as a form field).
         scope: ask for this scope (space-separated string); by default the same scope.
         extra_params: more form fields to send (``resource``, ``audience``, ...).
-        timeout: seconds to wait for the token endpoint: a number or ``(connect, read)``.
+        timeout: seconds the whole exchange may take, from connecting to the last byte
+            of the answer: a number, or ``(connect, read)`` for a total of their sum. An
+            answer over 1 MiB is not read.
         session: a session to send with, e.g. one with a client certificate. By default
             the grant makes its own, and closes it in :meth:`close`.
         allow_insecure_http: allow a plain http token endpoint that is not loopback.
+        token_types: the token types accepted, case-insensitively; only ``"Bearer"`` by
+            default. RFC 6749 section 7.1: a client must not use a token type it does not
+            understand, so a ``DPoP``, ``mac`` or ``N_A`` token is refused with
+            :class:`InvalidTokenResponseError`. Add a type (``("Bearer", "DPoP")``) only
+            if the API accepts it as ``Authorization: <type> <access token>``.
     """
 
     def __init__(
@@ -58,6 +74,7 @@ class RefreshTokenGrant:
         timeout: float | tuple[float, float] = 10.0,
         session: requests.Session | None = None,
         allow_insecure_http: bool = False,
+        token_types: Iterable[str] = ("Bearer",),
     ) -> None:
         reserved = (RESERVED_PARAMS | {"refresh_token"}).intersection(extra_params or ())
         if reserved:
@@ -71,6 +88,7 @@ class RefreshTokenGrant:
             session=session,
             allow_insecure_http=allow_insecure_http,
             owner=type(self).__name__,
+            token_types=token_types,
         )
         self.scope = scope
         self.extra_params = dict(extra_params or {})
@@ -112,7 +130,8 @@ class RefreshTokenGrant:
         Raises:
             NoTokenError: ``token`` has no refresh token.
             InvalidGrantError, TokenEndpointError, TokenEndpointUnavailableError,
-            InvalidTokenResponseError: as described on the class.
+            InvalidTokenResponseError: as described on the class (with ``rotated_token``
+                when the answer carried a new refresh token).
         """
         if token.refresh_token is None:
             raise NoTokenError("the stored token has no refresh token: sign in again")
@@ -120,7 +139,15 @@ class RefreshTokenGrant:
         if self.scope is not None:
             params["scope"] = self.scope
         params.update(self.extra_params)
-        new = self.endpoint.exchange(params, secrets=(token.refresh_token, token.access_token))
+        new = self.endpoint.exchange(
+            params,
+            secrets=(token.refresh_token, token.access_token),
+            # An unusable answer with a new refresh token: keep the old access token and
+            # expiry with it, so that the login survives the error.
+            make_rotated_token=lambda refresh_token: dataclasses.replace(
+                token, refresh_token=refresh_token
+            ),
+        )
         if new.refresh_token is None:
             new = dataclasses.replace(new, refresh_token=token.refresh_token)
         return new
