@@ -63,9 +63,18 @@ class MemoryTokenStore(TokenStore):
 
     Thread-safe. Nothing survives the process: a rotated refresh token is lost at exit,
     so use :class:`~requests_refresh.FileTokenStore` when the login must outlive it.
+
+    Raises:
+        TypeError: ``token`` is not a :class:`Token` (a dict, say: use
+            ``Token.from_dict(data)``).
     """
 
     def __init__(self, token: Token | None = None) -> None:
+        if token is not None and not isinstance(token, Token):
+            raise TypeError(
+                f"MemoryTokenStore takes a Token or None, not {type(token).__name__}:"
+                " build one with Token(...), or with Token.from_dict(data) from a dict"
+            )
         self._token = token
         self._mutex = threading.Lock()
 
