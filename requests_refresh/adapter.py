@@ -57,7 +57,13 @@ class RefreshAdapter(HTTPAdapter):
             ...). It must hold a token before the first request.
         refresher: turns a token into a new one: a :class:`RefreshTokenGrant`, or any
             callable ``refresher(token) -> Token``. Closing the adapter closes it if it
-            has a ``close()`` method.
+            has a ``close()`` method. A refresher reports a dead login by raising
+            :class:`InvalidGrantError` (any :class:`LoginRequiredError`): requests then
+            fail with it at once, without calling the refresher again, until a new token
+            is stored. Anything else it raises becomes a :class:`RefreshError` naming the
+            exception's type, with the exception as ``__cause__``, retried after a
+            cool-off. A :class:`RefreshError` whose ``rotated_token`` is set has that
+            token saved to the store before the error is reported.
         leeway: refresh this many seconds before expiry (capped at half the lifetime).
         refresh_timeout: the longest a request waits for another thread's refresh before
             :class:`RefreshTimeoutError`.
@@ -65,7 +71,8 @@ class RefreshAdapter(HTTPAdapter):
             ``WWW-Authenticate`` says ``error="insufficient_scope"`` never does (RFC 6750):
             a new token would not have more scope.
         on_refresh: called as ``on_refresh(old, new)`` once per refresh this process made,
-            after the new token is saved. Exceptions from it are logged and ignored.
+            after the new token is saved and in use, with no lock held: it may send
+            requests through the same session. Exceptions from it are logged and ignored.
         allow_insecure_http: send tokens over plain http to hosts other than loopback.
             Off by default: such a request raises :class:`InsecureTransportError`.
         cooloff: after a failed refresh, wait about this many seconds before the next
@@ -73,8 +80,10 @@ class RefreshAdapter(HTTPAdapter):
             server's ``Retry-After``. Requests whose token is still valid are unaffected;
             those whose token has expired get the last error at once meanwhile.
         max_cooloff: the cool-off never grows beyond this (``Retry-After`` aside).
-        clock: the time in epoch seconds, ``time.time`` by default. For tests, which
-            move it to expire tokens and end cool-offs without waiting.
+        clock: the time in epoch seconds, ``time.time`` by default, against which tokens
+            expire. Cool-offs are durations on :func:`time.monotonic`: a ``clock``
+            stepped back never prolongs them, one moved forward ends them. For tests,
+            which move it to expire tokens and end cool-offs without waiting.
         pool_connections, pool_maxsize, max_retries, pool_block: as for ``HTTPAdapter``.
     """
 
