@@ -93,7 +93,14 @@ class RefreshAdapter(HTTPAdapter):
             can start from nothing.
         refresher: turns a token into a new one: a :class:`RefreshTokenGrant`, or any
             callable ``refresher(token) -> Token``. Closing the adapter closes it if it
-            has a ``close()`` method. A refresher with an ``acquire() -> Token`` method
+            has a ``close()`` method. A refresher reports a dead login by raising
+            :class:`InvalidGrantError` (any :class:`LoginRequiredError`): requests then
+            fail with it at once, without calling the refresher again, until a new token
+            is stored. Anything else it raises becomes a :class:`RefreshError` naming the
+            exception's type, with the exception as ``__cause__``, retried after a
+            cool-off. A :class:`RefreshError` whose ``rotated_token`` is set has that
+            token saved to the store before the error is reported.
+            A refresher with an ``acquire() -> Token`` method
             (:class:`ClientCredentialsGrant`) can start from nothing: with the store
             empty, the first request gets a token from ``acquire()``, one call however
             many threads wait for it. ``on_refresh`` is not called for that first token.
@@ -104,7 +111,8 @@ class RefreshAdapter(HTTPAdapter):
             ``WWW-Authenticate`` says ``error="insufficient_scope"`` never does (RFC 6750):
             a new token would not have more scope.
         on_refresh: called as ``on_refresh(old, new)`` once per refresh this process made,
-            after the new token is saved. Exceptions from it are logged and ignored.
+            after the new token is saved and in use, with no lock held: it may send
+            requests through the same session. Exceptions from it are logged and ignored.
         allow_insecure_http: send tokens over plain http to hosts other than loopback.
             Off by default: such a request raises :class:`InsecureTransportError`.
         cooloff: after a failed refresh, wait about this many seconds before the next
@@ -112,8 +120,10 @@ class RefreshAdapter(HTTPAdapter):
             server's ``Retry-After``. Requests whose token is still valid are unaffected;
             those whose token has expired get the last error at once meanwhile.
         max_cooloff: the cool-off never grows beyond this (``Retry-After`` aside).
-        clock: the time in epoch seconds, ``time.time`` by default. For tests, which
-            move it to expire tokens and end cool-offs without waiting.
+        clock: the time in epoch seconds, ``time.time`` by default, against which tokens
+            expire. Cool-offs are durations on :func:`time.monotonic`: a ``clock``
+            stepped back never prolongs them, one moved forward ends them. For tests,
+            which move it to expire tokens and end cool-offs without waiting.
         origin: the origin (``"https://api.example.com"``), or a list of origins, that
             get the token, for an adapter mounted with ``session.mount()``. International
             host names are taken in the form requests sends (``xn--...``).

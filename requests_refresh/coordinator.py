@@ -9,13 +9,23 @@ it when a token was refused (:meth:`refused`), naming the generation they sent. 
   :class:`threading.Condition` (for at most ``refresh_timeout``) once it has expired.
 * A refusal earned by an older generation never triggers a refresh: the request is
   replayed with the current token.
-* Every thread that waited on a refresh gets its outcome: the new token, or the very
-  error the refresher got. Nobody retries on their own.
+* Every thread that waited on a refresh gets its outcome: the new token, or the error
+  the refresher got. Nobody retries on their own. A remembered error is raised as a fresh
+  copy each time (same class and attributes, the original as ``__cause__``), so that no
+  traceback grows with each request.
 * After a failure, no new attempt before a cool-off (backoff with jitter, at least the
-  server's ``Retry-After``); after ``invalid_grant``, none at all until the store holds a
-  different token (a new login).
+  server's ``Retry-After``); after ``invalid_grant`` (any :class:`LoginRequiredError` from
+  the refresher), none at all until the store holds a different token (a new login). A
+  refreshed token that is already due counts as a failure for the cool-off.
 * Around each refresh the store's lock is held, the store reloaded, and a token someone
-  else stored is adopted instead of calling the token endpoint.
+  else stored is adopted instead of calling the token endpoint. A refresh token rotated
+  by a failed refresh (:attr:`RefreshError.rotated_token`) is saved before the error is
+  reported, and presented next time.
+* Durations (cool-offs, wait deadlines) run on :func:`time.monotonic`: a wall clock
+  stepped back never prolongs them. Only token expiry is wall time (``clock``).
+* ``on_refresh`` runs after the new token is in use, with no lock held.
+* A child process forked while a thread held the lock, or while a refresh was in flight,
+  starts with the lock free and no refresh in flight (:func:`os.register_at_fork`).
 """
 
 from __future__ import annotations
@@ -23,15 +33,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import random
 import threading
 import time
+import weakref
 from collections.abc import Callable
+from typing import NoReturn
 
 import requests
 
 from .exceptions import (
-    InvalidGrantError,
+    LoginRequiredError,
     NoTokenError,
     RefreshError,
     RefreshTimeoutError,
@@ -45,19 +58,25 @@ __all__ = ["RefreshStats", "Refresher"]
 
 logger = logging.getLogger("requests_refresh")
 
-#: Turns a token into a new one; raises on failure. :class:`RefreshTokenGrant` is one.
+#: Turns a token into a new one; raises on failure. :class:`RefreshTokenGrant` is one. A
+#: refresher reports a dead login by raising :class:`InvalidGrantError`: requests then fail
+#: with it (a :class:`LoginRequiredError`) until a new login is stored.
 #: A refresher that also has an ``acquire()`` method returning a :class:`Token` can
 #: start from nothing: with the store empty, the coordinator calls ``acquire()`` (one
 #: call for all waiting threads, like a refresh) instead of raising NoTokenError.
 #: :class:`ClientCredentialsGrant` is one.
 Refresher = Callable[[Token], Token]
-#: Called as ``on_refresh(old, new)`` once per refresh this process made.
+#: Called as ``on_refresh(old, new)`` once per refresh this process made, after the new
+#: token is in use, with no lock held.
 RefreshHook = Callable[[Token, Token], None]
 
 #: The longest ``Retry-After`` honoured, in seconds; a larger one is cut to this.
 RETRY_AFTER_CAP = 3600.0
 
 _NO_EXPIRY = math.inf
+
+#: The longest text of a type name quoted in an error message.
+_MAX_NAME = 200
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +111,34 @@ class _Current:
     expires_at: float  # inf when unknown
 
 
+@dataclasses.dataclass(frozen=True)
+class _Until:
+    """The end of a duration (a cool-off), on the monotonic clock and on ``clock``.
+
+    It has passed once either clock says so: a wall clock stepped back (NTP, a VM resume)
+    never prolongs it, and a clock moved forward (a test's) ends it without waiting.
+    """
+
+    monotonic: float
+    wall: float
+
+
+_PASSED = _Until(-math.inf, -math.inf)
+
+
+@dataclasses.dataclass
+class _Attempt:
+    """What one refresh attempt brought; filled in without the lock by its one thread."""
+
+    refreshed: Token | None = None  # the token the refresher was given
+    new: Token | None = None
+    adopted: bool = False
+    saved: bool = False
+    error: RequestsRefreshError | None = None
+    rotated: Token | None = None  # a refresh token rotated by a failed refresh
+    rotated_saved: bool = False
+
+
 class Coordinator:
     """Hands out tokens and runs refreshes, one at a time, for one store."""
 
@@ -120,6 +167,7 @@ class Coordinator:
         self._random = random.Random()  # noqa: S311 - jitter, not cryptography
 
         self._cond = threading.Condition(threading.Lock())
+        _live.add(self)
         # Read without the lock on the fast path: it is replaced whole, never mutated.
         self._current: _Current | None = None
         self._generation = -1
@@ -128,11 +176,12 @@ class Coordinator:
         self._attempt = 0  # attempts finished
         self._failed_attempt = 0  # the number of the last attempt that failed
         self._error: BaseException | None = None  # its error
-        self._dead: InvalidGrantError | None = None  # the current login was refused
+        self._dead: LoginRequiredError | None = None  # the current login was refused
+        # Attempts in a row that brought no usable token: failures, and tokens due on arrival.
         self._failures_in_a_row = 0
-        self._cooloff_until = -math.inf
+        self._cooloff_until = _PASSED
         self._reactive_generation = -1  # a generation obtained because a token was refused
-        self._refused_until = -math.inf  # ... and refused again: no refresh on 401 before
+        self._refused_until = _PASSED  # ... and refused again: no refresh on 401 before
         self._refused_in_a_row = 0
         self._stats = RefreshStats()
 
@@ -163,22 +212,28 @@ class Coordinator:
             LoginRequiredError: the login is gone (``invalid_grant``) or nothing is stored.
             RefreshError: the refresh failed, or a recent failure is cooling off.
         """
+        hooks: list[tuple[Token, Token]] = []
+        try:
+            return self._refused(generation, hooks)
+        finally:
+            self._call_hooks(hooks)
+
+    def _refused(
+        self, generation: int, hooks: list[tuple[Token, Token]]
+    ) -> tuple[Token, int] | None:
         deadline = time.monotonic() + self._refresh_timeout
         with self._cond:
             while True:
                 current = self._load_if_needed()
                 if current is None:
-                    self._first_token(deadline)
+                    self._first_token(deadline, hooks)
                     continue
                 # A token past its refresh point is renewed whatever refused it (unless a
                 # failure is cooling off): a replay with it could arrive after it expired,
                 # and a refusal of it may be that expiry, not a refusal to retry.
                 now = self._clock()
-                due = (
-                    now >= current.refresh_due_at
-                    and now >= self._cooloff_until
-                    and self._dead is None
-                )
+                cooling = self._pending(self._cooloff_until, now)
+                due = now >= current.refresh_due_at and not cooling and self._dead is None
                 if current.generation != generation:
                     if not due:
                         logger.debug(
@@ -193,12 +248,12 @@ class Coordinator:
                     self._wait_for_refresh(deadline)
                     continue
                 if self._dead is not None:
-                    raise self._dead
-                if now < self._cooloff_until and self._error is not None:
-                    raise self._error
+                    _raise_again(self._dead)
+                if cooling and self._error is not None:
+                    _raise_again(self._error)
                 if (
                     generation == self._reactive_generation
-                    and now < self._refused_until
+                    and self._pending(self._refused_until, now)
                     and not due
                 ):
                     logger.debug(
@@ -212,12 +267,12 @@ class Coordinator:
                 streak = (
                     self._refused_in_a_row + 1 if generation == self._reactive_generation else 0
                 )
-                error, _ = self._refresh(current, reason="token refused")
+                error, _ = self._refresh(current, "token refused", hooks)
                 if error is not None:
-                    raise error
+                    _raise_again(error)
                 self._reactive_generation = self._generation
                 self._refused_in_a_row = streak
-                self._refused_until = self._clock() + self._backoff(streak + 1)
+                self._refused_until = self._until(self._backoff(streak + 1))
 
     def note_replay(self) -> None:
         """Count a request sent again after a refusal."""
@@ -232,12 +287,19 @@ class Coordinator:
     # -- the slow path ----------------------------------------------------------------
 
     def _acquire_slow(self) -> tuple[Token, int]:
+        hooks: list[tuple[Token, Token]] = []
+        try:
+            return self._acquire_locked(hooks)
+        finally:
+            self._call_hooks(hooks)
+
+    def _acquire_locked(self, hooks: list[tuple[Token, Token]]) -> tuple[Token, int]:
         deadline = time.monotonic() + self._refresh_timeout
         with self._cond:
             while True:
                 current = self._load_if_needed()
                 if current is None:
-                    self._first_token(deadline)
+                    self._first_token(deadline, hooks)
                     continue
                 now = self._clock()
                 if now < current.refresh_due_at:
@@ -251,13 +313,14 @@ class Coordinator:
                 if self._dead is not None:
                     if still_valid:
                         return current.token, current.generation
-                    raise self._dead
-                if now < self._cooloff_until:
+                    _raise_again(self._dead)
+                if self._pending(self._cooloff_until, now):
+                    # A token that was due on arrival is used until its cool-off ends.
                     if still_valid or self._error is None:
                         return current.token, current.generation
-                    raise self._error
+                    _raise_again(self._error)
                 error, refreshed = self._refresh(
-                    current, reason="token expiring" if still_valid else "token expired"
+                    current, "token expiring" if still_valid else "token expired", hooks
                 )
                 if error is not None:
                     # The refresh took time: the token may have expired meanwhile.
@@ -269,7 +332,7 @@ class Coordinator:
                             current.expires_at - self._clock(),
                         )
                         return current.token, current.generation
-                    raise error
+                    _raise_again(error)
                 # The request that refreshed uses the new token even if it is due
                 # already (see _install): checking again could refresh without end.
                 # A token adopted from the store is checked like any other.
@@ -299,12 +362,12 @@ class Coordinator:
             self._dead = None
             self._error = None
             self._failures_in_a_row = 0
-            self._cooloff_until = -math.inf
+            self._cooloff_until = _PASSED
             return self._install(stored, basis=stored)
         assert current is not None  # noqa: S101 - stored is None or stored == basis
         return current
 
-    def _first_token(self, deadline: float) -> None:
+    def _first_token(self, deadline: float, hooks: list[tuple[Token, Token]]) -> None:
         """Nothing is stored and the refresher can start from nothing: get a first token.
 
         Lock held. One thread calls ``refresher.acquire()`` while the others wait, as for
@@ -313,11 +376,11 @@ class Coordinator:
         if self._refreshing:
             self._wait_for_refresh(deadline)
             return
-        if self._clock() < self._cooloff_until and self._error is not None:
-            raise self._error
-        error, _ = self._refresh(None, reason="nothing stored")
+        if self._pending(self._cooloff_until, self._clock()) and self._error is not None:
+            _raise_again(self._error)
+        error, _ = self._refresh(None, "nothing stored", hooks)
         if error is not None:
-            raise error
+            _raise_again(error)
 
     def _wait_for_refresh(self, deadline: float) -> None:
         """Block until the refresh in flight ends; raise its error if it failed."""
@@ -332,118 +395,124 @@ class Coordinator:
                 )
             self._cond.wait(remaining)
         if self._failed_attempt > attempt and self._error is not None:
-            raise self._error
+            _raise_again(self._error)
 
-    def _refresh(self, current: _Current | None, reason: str) -> tuple[BaseException | None, bool]:
+    def _refresh(
+        self, current: _Current | None, reason: str, hooks: list[tuple[Token, Token]]
+    ) -> tuple[BaseException | None, bool]:
         """Refresh ``current``, with the lock held on entry and exit (not in between).
 
         Returns ``(error, refreshed)``. On success the error is None and the new token is
-        installed; ``refreshed`` says whether this process made it (True) or adopted one
-        another process stored (False). Otherwise the caller raises the error; waiters
-        get the same one from :meth:`_wait_for_refresh`.
+        installed; ``refreshed`` says whether this process made it (True, and ``(old,
+        new)`` is added to ``hooks`` for the caller to run once it holds no lock) or
+        adopted one another process stored (False). Otherwise the caller raises (a copy
+        of) the error; waiters get copies of it from :meth:`_wait_for_refresh`.
         """
         logger.debug("refreshing generation %d: %s", self._generation, reason)
         self._refreshing = True
         basis = self._basis
-        outcome: tuple[Token, bool, bool] | BaseException | None = None
+        attempt = _Attempt()
+        finished = False
         self._cond.release()
         try:
-            outcome = self._obtain(None if current is None else current.token, basis)
+            self._obtain(None if current is None else current.token, basis, attempt)
+            finished = True
         finally:
             self._cond.acquire()
             self._refreshing = False
             self._attempt += 1
             self._cond.notify_all()
-            if outcome is None:  # a BaseException such as KeyboardInterrupt is on its way
+            if attempt.rotated is not None:
+                self._keep_rotated(attempt.rotated, saved=attempt.rotated_saved)
+            if not finished:  # a BaseException such as KeyboardInterrupt is on its way
                 self._fail(RefreshError("the token refresh was interrupted"))
-        if isinstance(outcome, BaseException):
-            self._fail(outcome)
-            return outcome, False
-        new, adopted, saved = outcome
-        self._failures_in_a_row = 0
-        self._cooloff_until = -math.inf
-        self._error = None
-        if adopted:
+        if attempt.error is not None:
+            self._fail(attempt.error)
+            return attempt.error, False
+        new = attempt.new
+        assert new is not None  # noqa: S101 - _obtain sets an error or a token
+        if attempt.adopted:
             self._count(adopted=1)
             logger.info("adopted a token stored by another process or login")
         else:
             self._count(refreshes=1)
-        self._install(new, basis=new if saved else basis, fresh=not adopted)
-        if not adopted:
+        self._error = None
+        self._install(new, basis=new if attempt.saved else basis)
+        if not attempt.adopted:
             logger.info(
                 "token refreshed: generation %d, expires in %s",
                 self._generation,
                 _describe_expiry(new, self._clock()),
             )
-        return None, not adopted
+            if attempt.refreshed is not None:  # None for a first token: no old one
+                hooks.append((attempt.refreshed, new))
+        self._check_due_on_arrival(new, fresh=not attempt.adopted)
+        return None, not attempt.adopted
 
-    def _obtain(  # noqa: PLR0911, PLR0912 - one return per outcome reads best here
-        self, token: Token | None, basis: Token | None
-    ) -> tuple[Token, bool, bool] | RequestsRefreshError:
+    def _obtain(self, token: Token | None, basis: Token | None, attempt: _Attempt) -> None:
         """Reload, then refresh and save, under the store's lock. Runs without our lock.
 
         With ``token`` None, or the store found empty, a refresher that can start from
-        nothing is asked for a first token. Returns ``(token, adopted, saved)`` or the
-        error (wrapped in a library error).
+        nothing is asked for a first token. Fills in ``attempt``: the new token (adopted,
+        saved) or the error (wrapped in a library error), and a refresh token rotated by
+        a failed refresh, saved at once.
         """
         try:
             with self._store.lock():
                 stored = self._store.load()
                 if stored is None:
                     if self._acquire_first is None:
-                        return NoTokenError(
+                        attempt.error = NoTokenError(
                             "the token store was cleared (signed out?): sign in again and"
                             " save the new token to the store"
                         )
+                        return
                     token = None  # start from nothing
                 elif stored != basis:
                     if not self._is_due(stored):
-                        return stored, True, True
+                        attempt.new, attempt.adopted, attempt.saved = stored, True, True
+                        return
                     # Another process stored a token that is already due (its holder
                     # went quiet): adopting it would send a token about to be refused.
                     # Its refresh token is the newest one, so refresh that instead.
                     token = stored
+                attempt.refreshed = token
                 try:
                     result = self._call_refresher(token)
-                except InvalidGrantError:
-                    # Not a reason to give up yet: a new login may have been stored
-                    # meanwhile by something that does not take the lock.
-                    again = self._store.load()
-                    if again is not None and again != stored:
-                        return again, True, True
+                except RefreshError as exc:
+                    self._save_rotated(exc, attempt)
+                    if isinstance(exc, LoginRequiredError):
+                        # Not a reason to give up yet: a new login may have been stored
+                        # meanwhile by something that does not take the lock.
+                        again = self._store.load()
+                        if again is not None and again not in (stored, attempt.rotated):
+                            attempt.new, attempt.adopted, attempt.saved = again, True, True
+                            return
                     raise
                 if not isinstance(result, Token):
-                    return RefreshError(
-                        f"the refresher returned {type(result).__name__}, not a Token"
+                    attempt.error = RefreshError(
+                        f"the refresher returned {_type_name(result)}, not a Token"
                     )
-                new = result
-                try:
-                    self._store.save(new)
-                except RequestsRefreshError as exc:
-                    # The old refresh token may be spent already: keep the new token in
-                    # memory rather than lose the login, and try to save again next time.
-                    logger.error(
-                        "the new token could not be saved (%s); it is kept in memory only",
-                        exc,
-                    )
-                    saved = False
-                else:
-                    saved = True
+                    return
+                attempt.new = result
+                self._save_new(result, attempt)
         except RequestsRefreshError as exc:
-            return exc
-        except (requests.Timeout, requests.ConnectionError) as exc:
-            error: RequestsRefreshError = TokenEndpointUnavailableError(
-                f"the refresher could not reach its server ({type(exc).__name__})"
-            )
-            error.__cause__ = exc
-            return error
+            attempt.error = exc
         except Exception as exc:  # any refresher failure reaches every waiter
-            error = RefreshError(f"the refresher raised {type(exc).__name__}")
-            error.__cause__ = exc
-            return error
-        if token is not None:
-            self._call_hook(token, new)
-        return new, False, saved
+            attempt.error = _wrap_refresher_failure(exc)
+        if attempt.error is not None:
+            attempt.new = None
+
+    def _save_new(self, new: Token, attempt: _Attempt) -> None:
+        """Save a token the refresher just made (store lock held, not ours)."""
+        try:
+            self._store.save(new)
+        except RequestsRefreshError as exc:
+            # The old refresh token may be spent already: keep the new token in memory
+            # rather than lose the login, and try to save again next time.
+            logger.error("the new token could not be saved (%s); it is kept in memory only", exc)
+        else:
+            attempt.saved = True
 
     def _call_refresher(self, token: Token | None) -> object:
         """Refresh ``token``; with None, ask the refresher for a first token."""
@@ -452,40 +521,84 @@ class Coordinator:
         assert self._acquire_first is not None  # noqa: S101 - None only when it can start
         return self._acquire_first()
 
+    def _save_rotated(self, error: RefreshError, attempt: _Attempt) -> None:
+        """Save the refresh token a failed refresh rotated (store lock held, not ours).
+
+        The server may have spent the refresh token we presented: the rotated one is the
+        login now, so it goes to the store before anything else can fail. The error stops
+        carrying it, so that no secret travels with what callers see.
+        """
+        rotated, error.rotated_token = error.rotated_token, None
+        if not isinstance(rotated, Token) or rotated.refresh_token is None:
+            return
+        attempt.rotated = rotated
+        try:
+            self._store.save(rotated)
+        except RequestsRefreshError as exc:
+            logger.error(
+                "the refresh token rotated by a failed refresh could not be saved (%s);"
+                " it is kept in memory only",
+                exc,
+            )
+        else:
+            attempt.rotated_saved = True
+        logger.warning(
+            "the token endpoint rotated the refresh token in an answer that could not be"
+            " used (%s); the new refresh token is kept for the next attempt",
+            type(error).__name__,
+        )
+
+    def _keep_rotated(self, rotated: Token, *, saved: bool) -> None:
+        """Present ``rotated``'s refresh token next time; keep the access token (lock held).
+
+        The current access token stays in use while it is valid: the answer that rotated
+        the refresh token was unusable, so nothing else of it is trusted.
+        """
+        current = self._current
+        if current is not None:
+            token = dataclasses.replace(current.token, refresh_token=rotated.refresh_token)
+            self._current = dataclasses.replace(current, token=token)
+        if saved:
+            self._basis = rotated
+
     def _is_due(self, token: Token) -> bool:
         """Whether ``token`` has reached the point where it is refreshed ahead of expiry."""
         due = token.refresh_due_at(self._leeway)
         return due is not None and self._clock() >= due
 
-    def _call_hook(self, old: Token, new: Token) -> None:
+    def _call_hooks(self, hooks: list[tuple[Token, Token]]) -> None:
+        """Run ``on_refresh`` for each refresh this thread made; no lock is held here."""
         if self._on_refresh is None:
             return
-        try:
-            self._on_refresh(old, new)
-        except Exception as exc:  # a hook must not lose a refreshed token
-            logger.error("the on_refresh hook raised %s; ignored", type(exc).__name__)
+        for old, new in hooks:
+            try:
+                self._on_refresh(old, new)
+            except Exception as exc:  # a hook must not fail the request that refreshed
+                logger.error("the on_refresh hook raised %s; ignored", type(exc).__name__)
 
     def _fail(self, error: BaseException) -> None:
         """Record a failed attempt (lock held)."""
         self._count(failures=1)
         self._failed_attempt = self._attempt
         self._error = error
-        if isinstance(error, InvalidGrantError):
-            self._dead = error
-            logger.error(
-                "the token endpoint refused the refresh token (invalid_grant): sign in again"
-            )
-            return
         if isinstance(error, NoTokenError):
             self._current = None
             self._basis = None
+            return
+        if isinstance(error, LoginRequiredError):
+            self._dead = error
+            logger.error(
+                "the login is gone (%s: the refresh token was refused): sign in again and"
+                " save the new token to the store",
+                type(error).__name__,
+            )
             return
         self._failures_in_a_row += 1
         delay = self._backoff(self._failures_in_a_row)
         retry_after = getattr(error, "retry_after", None)
         if retry_after is not None:
             delay = max(delay, min(float(retry_after), RETRY_AFTER_CAP))
-        self._cooloff_until = self._clock() + delay
+        self._cooloff_until = self._until(delay)
         logger.warning(
             "token refresh failed (%s: %s); next attempt in %.1f s",
             type(error).__name__,
@@ -498,27 +611,52 @@ class Coordinator:
         ceiling = min(self._max_cooloff, self._cooloff * 2 ** min(attempt - 1, 30))
         return self._random.uniform(ceiling / 2, ceiling)
 
-    def _install(self, token: Token, *, basis: Token | None, fresh: bool = False) -> _Current:
-        """Make ``token`` the current one, as a new generation (lock held).
+    def _until(self, seconds: float) -> _Until:
+        """The end of a duration of ``seconds`` that starts now."""
+        return _Until(time.monotonic() + seconds, self._clock() + seconds)
 
-        A ``fresh`` token (just refreshed) that is already due, because our clock is
-        ahead of the server's or it lives shorter than the leeway without saying when
-        it was issued, is used for a cool-off before the next refresh: refreshing it at
-        once would refresh on every request, or forever within one.
+    @staticmethod
+    def _pending(until: _Until, now: float) -> bool:
+        """Whether ``until`` is still ahead; ``now`` is the time on ``clock``."""
+        return now < until.wall and time.monotonic() < until.monotonic
+
+    def _check_due_on_arrival(self, token: Token, *, fresh: bool) -> None:
+        """Start a cool-off when a fresh token is already due (lock held), else end one.
+
+        A token that arrives due (our clock ahead of the server's, absolute expiry
+        times, a lifetime shorter than the leeway without ``issued_at``) is used until
+        the cool-off ends: refreshing it at once would refresh on every request. It
+        counts as a failure, so the cool-off grows with each one in a row.
         """
+        if not fresh:
+            self._failures_in_a_row = 0
+            self._cooloff_until = _PASSED
+            return
+        due = token.refresh_due_at(self._leeway)
+        now = self._clock()
+        if due is None or due > now:
+            self._failures_in_a_row = 0
+            self._cooloff_until = _PASSED
+            return
+        self._failures_in_a_row += 1
+        delay = self._backoff(self._failures_in_a_row)
+        self._cooloff_until = self._until(delay)
+        logger.warning(
+            "the new token is already due for refresh (expires in %s, leeway %g s),"
+            " %d in a row: using it for %.1f s before the next refresh; check the clock"
+            " (ours against the server's), the token's issued_at and expires_in (or"
+            " expires_at, if your refresher computes it), or lower leeway",
+            _describe_expiry(token, now),
+            self._leeway,
+            self._failures_in_a_row,
+            delay,
+        )
+
+    def _install(self, token: Token, *, basis: Token | None) -> _Current:
+        """Make ``token`` the current one, as a new generation (lock held)."""
         self._generation += 1
         self._basis = basis
         due = token.refresh_due_at(self._leeway)
-        now = self._clock()
-        if fresh and due is not None and due <= now:
-            delay = self._backoff(1)
-            logger.warning(
-                "the new token is already due for refresh (expires in %s): using it for"
-                " %.1f s; check the clock, or lower leeway",
-                _describe_expiry(token, now),
-                delay,
-            )
-            due = now + delay
         current = _Current(
             token=token,
             generation=self._generation,
@@ -527,6 +665,20 @@ class Coordinator:
         )
         self._current = current
         return current
+
+    def _after_fork_in_child(self) -> None:
+        """Start the child with the lock free and no refresh in flight.
+
+        The threads that held the lock or ran the refresh do not exist in the child.
+        The condition is re-initialised in place, so that a thread of the child that
+        already holds a reference to it (one forking from inside a refresher) uses the
+        new lock too.
+        """
+        threading.Condition.__init__(self._cond, threading.Lock())
+        if self._refreshing:
+            self._refreshing = False
+            self._attempt += 1
+        self._random.seed()  # the parent's jitter sequence is not the child's
 
     def _count(self, **increments: int) -> None:
         self._stats = dataclasses.replace(
@@ -538,3 +690,67 @@ class Coordinator:
 def _describe_expiry(token: Token, now: float) -> str:
     remaining = token.expires_in(now)
     return "never (no expiry given)" if remaining is None else f"{remaining:.0f} s"
+
+
+def _type_name(value: object) -> str:
+    """The qualified name of ``value``'s type, bounded: code, never data."""
+    kind = type(value)
+    name = kind.__qualname__
+    if kind.__module__ not in ("builtins", "__main__"):
+        name = f"{kind.__module__}.{name}"
+    return name[:_MAX_NAME]
+
+
+def _wrap_refresher_failure(exc: Exception) -> RequestsRefreshError:
+    """A library error for what a refresher raised, with ``exc`` as its cause.
+
+    The message names the type, never the message: that of an ``HTTPError`` holds the
+    URL, whose query may carry a token. Only the HTTP status is quoted besides.
+    """
+    error: RequestsRefreshError
+    if isinstance(exc, (requests.Timeout, requests.ConnectionError)):
+        error = TokenEndpointUnavailableError(
+            f"the refresher could not reach its server ({type(exc).__name__})"
+        )
+    else:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        detail = f" (HTTP {status})" if type(status) is int else ""
+        error = RefreshError(
+            f"the refresher raised {_type_name(exc)}{detail}; its message is not repeated"
+            " here (it may hold a secret): see this error's __cause__. A refresher reports"
+            " a dead login by raising InvalidGrantError: requests then fail with"
+            " LoginRequiredError until a new login is stored"
+        )
+    error.__cause__ = exc
+    return error
+
+
+def _raise_again(error: BaseException) -> NoReturn:
+    """Raise a fresh copy of a remembered error: same class and attributes.
+
+    Raising the remembered object itself again would add this raise's frames to its
+    traceback every time, and keep alive whatever those frames hold (request bodies).
+    The copy has its own traceback and the original as its ``__cause__``.
+    """
+    kind = type(error)
+    fresh = kind.__new__(kind, *error.args)  # no __init__: it may want other arguments
+    fresh.args = error.args  # OSError.__new__ (requests' errors) leaves them to __init__
+    for name in ("errno", "strerror", "filename", "filename2"):  # OSError's own fields
+        value = getattr(error, name, None)
+        if value is not None:
+            setattr(fresh, name, value)
+    fresh.__dict__.update(vars(error))
+    raise fresh from error
+
+
+#: Every live coordinator, for the fork handler; a weak set, so none is kept alive by it.
+_live: weakref.WeakSet[Coordinator] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for coordinator in list(_live):
+        coordinator._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)

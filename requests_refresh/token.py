@@ -17,6 +17,10 @@ __all__ = ["Token"]
 #: a server bug (or an overflow waiting to happen), not a lifetime.
 MAX_EXPIRES_IN = 10 * 365 * 24 * 3600
 
+#: 5000-01-01 UTC in epoch seconds. A later ``expires_at`` or ``issued_at`` can only be a
+#: time in milliseconds (today is about 1.7e12 of them).
+LATEST_EPOCH_SECONDS = 95_617_584_000
+
 # Fields of a token response (RFC 6749 section 5.1) that Token models itself; any other
 # field (id_token, vendor fields) is kept in Token.extra.
 _RESPONSE_FIELDS = frozenset(
@@ -63,7 +67,8 @@ class Token:
         access_token: the secret sent in the ``Authorization`` header: printable ASCII,
             not starting or ending with a space.
         refresh_token: the secret exchanged for a new token, or None.
-        expires_at: when the access token expires, in epoch seconds, or None if unknown.
+        expires_at: when the access token expires, in epoch seconds (not milliseconds:
+            a time after the year 5000 is refused), or None if unknown.
         token_type: the scheme of the ``Authorization`` header; ``"Bearer"`` by default.
             An HTTP token: letters, digits and ``!#$%&'*+-.^_`|~``.
 
@@ -110,6 +115,11 @@ class Token:
             value = getattr(self, name)
             if value is not None and not _is_finite_number(value):
                 raise ValueError(f"{name} must be a finite number of epoch seconds or None")
+            if value is not None and value > LATEST_EPOCH_SECONDS:
+                raise ValueError(
+                    f"{name} is after the year 5000: it looks like milliseconds; pass epoch"
+                    " seconds (divide it by 1000)"
+                )
         if self.scope is not None and not isinstance(self.scope, str):
             raise ValueError("scope must be a string or None")
         if not isinstance(self.extra, Mapping):

@@ -513,13 +513,16 @@ def test_token_show_and_clear_report_bad_content_as_one_clean_line(
         assert out == "", name
 
 
-def test_token_show_prints_an_absurd_expiry_without_crashing(
+def test_token_show_reports_an_absurd_expiry_without_crashing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A stored expiry far beyond any calendar is shown as a number, not an OverflowError."""
+    """A stored expiry far beyond any calendar is one clean error line, not an OverflowError."""
     path = tmp_path / "tokens.json"
-    FileTokenStore(path).save(Token("access", expires_at=1e300, issued_at=-1e300))
-    assert main(["token", "show", "--file", str(path)]) == 0
-    out = capsys.readouterr().out
-    assert "1e+300" in out
-    assert "<set, 6 chars>" in out
+    entry = {"access_token": "access", "expires_at": 1e300, "issued_at": -1e300}
+    path.write_text(json.dumps({"version": 1, "tokens": {"default": entry}}))
+    path.chmod(0o600)
+    assert main(["token", "show", "--file", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "expires_at" in err
+    assert "access" not in err.replace("access_token", "")
+    assert len(err.strip().splitlines()) == 1

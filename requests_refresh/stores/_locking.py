@@ -7,6 +7,7 @@ import errno
 import os
 import stat
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -94,7 +95,9 @@ class StoreLock:
     Threads of this process queue on a thread lock first, so that at most one of them
     waits on (and holds) the file lock at a time; the thread holding it may enter again
     (a store's ``save()`` inside the adapter's ``with store.lock()``). Both waits are
-    bounded by ``timeout``.
+    bounded by ``timeout``. In a child forked while another thread held it, the lock
+    starts free (that thread does not exist there); the file lock is the kernel's, so the
+    child still waits for the parent's refresh to end.
 
     Args:
         path: the lock file.
@@ -112,6 +115,8 @@ class StoreLock:
         self._prepare = prepare
         self._thread_lock = threading.RLock()
         self._depth = 0  # how many hold() blocks the owning thread is in
+        self._owner: int | None = None  # the thread holding the lock, for fork
+        _live.add(self)
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
@@ -136,14 +141,38 @@ class StoreLock:
                 finally:
                     self._depth -= 1
                 return
-            path = self.path
-            if self._prepare is not None:
-                path = self._prepare() or path
-            with hold_file_lock(path, self.timeout):
-                self._depth = 1
-                try:
-                    yield
-                finally:
-                    self._depth = 0
+            self._owner = threading.get_ident()
+            try:
+                path = self.path
+                if self._prepare is not None:
+                    path = self._prepare() or path
+                with hold_file_lock(path, self.timeout):
+                    self._depth = 1
+                    try:
+                        yield
+                    finally:
+                        self._depth = 0
+            finally:
+                self._owner = None
         finally:
             self._thread_lock.release()
+
+    def _after_fork_in_child(self) -> None:
+        """Free the thread lock if a thread the child does not have was holding it."""
+        if self._owner != threading.get_ident():  # the forking thread keeps its ident
+            self._thread_lock = threading.RLock()
+            self._depth = 0
+            self._owner = None
+
+
+#: Every live store lock, for the fork handler; a weak set keeps none alive.
+_live: weakref.WeakSet[StoreLock] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for lock in list(_live):
+        lock._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)

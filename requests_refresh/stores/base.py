@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import os
 import threading
+import weakref
 from collections.abc import Iterator
 
 from ..token import Token
@@ -61,13 +63,24 @@ class TokenStore(abc.ABC):
 class MemoryTokenStore(TokenStore):
     """Keeps the token in memory: for scripts that get a token at start, and for tests.
 
-    Thread-safe. Nothing survives the process: a rotated refresh token is lost at exit,
-    so use :class:`~requests_refresh.FileTokenStore` when the login must outlive it.
+    Thread-safe, and usable in a child forked while another thread held its lock. Nothing
+    survives the process: a rotated refresh token is lost at exit, so use
+    :class:`~requests_refresh.FileTokenStore` when the login must outlive it.
+
+    Raises:
+        TypeError: ``token`` is not a :class:`Token` (a dict, say: use
+            ``Token.from_dict(data)``).
     """
 
     def __init__(self, token: Token | None = None) -> None:
+        if token is not None and not isinstance(token, Token):
+            raise TypeError(
+                f"MemoryTokenStore takes a Token or None, not {type(token).__name__}:"
+                " build one with Token(...), or with Token.from_dict(data) from a dict"
+            )
         self._token = token
         self._mutex = threading.Lock()
+        _live.add(self)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(has_token={self._token is not None})"
@@ -85,3 +98,17 @@ class MemoryTokenStore(TokenStore):
     def clear(self) -> None:
         with self._mutex:
             self._token = None
+
+
+#: Every live memory store, for the fork handler; a weak set keeps none alive.
+_live: weakref.WeakSet[MemoryTokenStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # The thread that held a store's mutex does not exist in the child.
+    for store in list(_live):
+        store._mutex = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
