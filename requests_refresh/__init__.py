@@ -24,10 +24,17 @@ from .exceptions import (
     RequestsRefreshError,
     TokenEndpointError,
     TokenEndpointUnavailableError,
+    TokenStoreConflictError,
     TokenStoreError,
 )
 from .oauth2 import RefreshTokenGrant
-from .stores import FileTokenStore, KeyringTokenStore, MemoryTokenStore, TokenStore
+from .stores import (
+    FileTokenStore,
+    KeyringTokenStore,
+    MemoryTokenStore,
+    RedisTokenStore,
+    TokenStore,
+)
 from .token import Token
 
 __all__ = [
@@ -39,6 +46,7 @@ __all__ = [
     "LoginRequiredError",
     "MemoryTokenStore",
     "NoTokenError",
+    "RedisTokenStore",
     "RefreshAdapter",
     "RefreshError",
     "RefreshStats",
@@ -49,6 +57,7 @@ __all__ = [
     "TokenEndpointError",
     "TokenEndpointUnavailableError",
     "TokenStore",
+    "TokenStoreConflictError",
     "TokenStoreError",
     "__version__",
     "default_should_refresh",

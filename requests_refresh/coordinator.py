@@ -37,6 +37,7 @@ from .exceptions import (
     RefreshTimeoutError,
     RequestsRefreshError,
     TokenEndpointUnavailableError,
+    TokenStoreConflictError,
 )
 from .stores import TokenStore
 from .token import Token
@@ -385,6 +386,8 @@ class Coordinator:
                 new = result
                 try:
                     self._store.save(new)
+                except TokenStoreConflictError as exc:
+                    return self._adopt_newer(exc)
                 except RequestsRefreshError as exc:
                     # The old refresh token may be spent already: keep the new token in
                     # memory rather than lose the login, and try to save again next time.
@@ -409,6 +412,24 @@ class Coordinator:
             return error
         self._call_hook(token, new)
         return new, False, saved
+
+    def _adopt_newer(
+        self, conflict: TokenStoreConflictError
+    ) -> tuple[Token, bool, bool] | RequestsRefreshError:
+        """Adopt the stored token after our save lost to it. Store's lock held.
+
+        A newer token was stored while ours was in flight (our lease on the lock ran out,
+        or a new sign-in): the stored one wins, so that every process sharing the store
+        goes on with the same token.
+        """
+        logger.warning("adopting the stored token: %s", conflict)
+        newer = self._store.load()
+        if newer is None:
+            return NoTokenError(
+                "the token store was cleared (signed out?) during a refresh: sign in again"
+                " and save the new token to the store"
+            )
+        return newer, True, True
 
     def _is_due(self, token: Token) -> bool:
         """Whether ``token`` has reached the point where it is refreshed ahead of expiry."""

@@ -17,6 +17,7 @@ The tree::
     |   +-- InvalidTokenResponseError the token endpoint's answer is not a usable token
     |   +-- RefreshTimeoutError       waited longer than ``refresh_timeout`` for a refresh
     +-- TokenStoreError               the token store cannot be read, written or locked
+    |   +-- TokenStoreConflictError   a save lost to a newer token stored meanwhile
     +-- InsecureTransportError        a token would have gone over plain http
 
 Messages say what to do next and never contain a token or a client secret.
@@ -44,6 +45,7 @@ __all__ = [
     "RequestsRefreshError",
     "TokenEndpointError",
     "TokenEndpointUnavailableError",
+    "TokenStoreConflictError",
     "TokenStoreError",
 ]
 
@@ -143,6 +145,16 @@ class TokenStoreError(RequestsRefreshError):
     def __init__(self, *args: Any, path: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.path = path
+
+
+class TokenStoreConflictError(TokenStoreError):
+    """A save was refused: a newer token was stored since the saver read the store.
+
+    Raised by stores whose :meth:`~requests_refresh.TokenStore.save` is a compare-and-set
+    (:class:`~requests_refresh.RedisTokenStore`), when the lock's lease ran out while its
+    holder was paused, or a new sign-in was saved meanwhile. Nothing was written: the
+    stored token wins, and the adapter adopts it.
+    """
 
 
 class InsecureTransportError(RequestsRefreshError):
