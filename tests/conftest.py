@@ -14,6 +14,7 @@ from requests_refresh import MemoryTokenStore, RefreshAdapter, RefreshTokenGrant
 from requests_refresh.testing import AuthorizationServer
 
 from .redis_server import REDIS_SERVER, RedisServer
+from .workers.process import Worker
 
 
 @pytest.fixture
@@ -82,3 +83,12 @@ def own_redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def workers() -> Iterator[list[Worker]]:
+    """Worker processes started by a test; all ended at teardown."""
+    started: list[Worker] = []
+    yield started
+    for worker in started:
+        worker.close()
