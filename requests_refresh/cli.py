@@ -17,6 +17,7 @@ from .oauth2 import RefreshTokenGrant
 from .stores import MemoryTokenStore, TokenStore
 from .stores.file_store import DEFAULT_KEY, FileTokenStore
 from .stores.keyring_store import KeyringTokenStore
+from .stores.redis_store import RedisTokenStore
 from .testing import AuthorizationServer
 from .token import Token
 
@@ -78,15 +79,22 @@ def _add_token_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
             metavar=("SERVICE", "USERNAME"),
             help="a KeyringTokenStore's entry in the OS keyring",
         )
+        where.add_argument(
+            "--redis",
+            metavar="URL",
+            help="a RedisTokenStore's server: redis://[[user]:password@]host[:port][/db],"
+            " rediss://... or unix://...",
+        )
         action.add_argument(
-            "--key", help=f"the login's key in the file (default: {DEFAULT_KEY!r})"
+            "--key",
+            help=f"the login's key in the file or in Redis (default: {DEFAULT_KEY!r})",
         )
 
 
 def run_token_command(args: argparse.Namespace) -> int:
     """``token show`` / ``token clear``: returns the exit status."""
-    if args.key is not None and args.file is None:
-        print("requests-refresh: --key goes with --file", file=sys.stderr)
+    if args.key is not None and args.file is None and args.redis is None:
+        print("requests-refresh: --key goes with --file or --redis", file=sys.stderr)
         return 2
     try:
         store, where = _open_store(args)
@@ -118,6 +126,13 @@ def _open_store(args: argparse.Namespace) -> tuple[TokenStore, str]:
     if args.file is not None:
         store = FileTokenStore(args.file, args.key)
         return store, f"{store.path} under key {store.key!r}"
+    if args.redis is not None:
+        # Constructing it imports redis-py: an ImportError here names the extra to install.
+        try:
+            redis_store = RedisTokenStore(args.redis, args.key)
+        except ValueError as exc:  # a URL it cannot parse; the message never quotes it
+            raise TokenStoreError(str(exc)) from None
+        return redis_store, f"Redis at {redis_store.server} under key {redis_store.key!r}"
     service, username = args.keyring
     # Constructing it imports keyring: an ImportError here names the extra to install.
     return KeyringTokenStore(service, username), f"the keyring ({service!r}, {username!r})"
