@@ -472,9 +472,12 @@ class _LeaseKeeper(threading.Thread):
         self._stopped = threading.Event()
 
     def stop(self) -> None:
+        """Stop renewing; returns at once (the thread ends at its next wake-up).
+
+        A renewal still in flight is harmless: it extends the lease only while the lock
+        holds our token, which the release that follows removes.
+        """
         self._stopped.set()
-        if self is not threading.current_thread():
-            self.join(timeout=self._store.lease)
 
     def run(self) -> None:
         store = self._store
