@@ -1,4 +1,4 @@
-"""The client that section 1b runs under callgrind: ``CLIENT PORT REQUESTS``."""
+"""The client that section 1b runs under callgrind: ``CLIENT PORT REQUESTS [REDIS_URL]``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from pathlib import Path
 import requests
 from requests.adapters import HTTPAdapter
 
-from requests_refresh import FileTokenStore, MemoryTokenStore, RefreshAdapter, Token
+from requests_refresh import (
+    FileTokenStore,
+    MemoryTokenStore,
+    RedisTokenStore,
+    RefreshAdapter,
+    Token,
+    TokenStore,
+)
 
 
 def main() -> None:
@@ -22,12 +29,14 @@ def main() -> None:
             session.mount(url, HTTPAdapter())
             session.headers["Authorization"] = token.authorization
         else:
-            store = (
-                MemoryTokenStore(token)
-                if client == "memory"
-                else FileTokenStore(Path(directory) / "tokens.json")
-            )
-            if client == "file":
+            store: TokenStore
+            if client == "memory":
+                store = MemoryTokenStore(token)
+            elif client == "redis":
+                store = RedisTokenStore(sys.argv[4], "instructions")
+                store.save(token)
+            else:
+                store = FileTokenStore(Path(directory) / "tokens.json")
                 store.save(token)
             RefreshAdapter(store=store, refresher=lambda old: old).mount(session, url)
         for _ in range(count):

@@ -1,6 +1,8 @@
-"""Section 3: P processes x 16 threads sharing one FileTokenStore, with 1 s tokens.
+"""Section 3: P processes x 16 threads sharing one FileTokenStore, or one RedisTokenStore
+(the fleet case: each process with its own Redis client), with 1 s tokens.
 
-Every process has its own RefreshAdapter and RefreshTokenGrant on the same token file.
+Every process has its own RefreshAdapter and RefreshTokenGrant on the same token file,
+or the same Redis key (a local ``redis-server``, AOF on, where it is installed).
 For ``duration`` seconds all threads send requests while tokens expire every second; the
 store's lock makes one process refresh each generation and the others adopt its token.
 The server counts token endpoint calls, successful refreshes (token generations) and
@@ -10,6 +12,7 @@ for one generation would show up as ``invalid_grant`` and a revoked login.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
 import multiprocessing.connection
@@ -17,6 +20,8 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -31,9 +36,39 @@ __all__ = ["CrossProcessConfig", "run"]
 @dataclasses.dataclass(frozen=True)
 class CrossProcessConfig:
     processes: tuple[int, ...] = (2, 4, 8)
+    stores: tuple[str, ...] = ("file", "redis")
     threads: int = 16
     duration: float = 10.0
     access_ttl: float = 1.0
+
+
+def _store(where: str) -> Any:
+    """The store ``where`` names: a Redis URL, or a token file's path."""
+    if where.startswith("redis://"):
+        from requests_refresh import RedisTokenStore
+
+        return RedisTokenStore(where, "bench")
+    return file_token_store(where)
+
+
+@contextlib.contextmanager
+def _redis_url() -> Iterator[str]:
+    """A local redis-server for the run, stopped after it; Unavailable without one."""
+    try:
+        import redis  # noqa: F401 - only to say it is missing
+
+        from tests.redis_server import REDIS_SERVER, RedisServer
+    except ImportError as exc:
+        raise Unavailable("redis-py is not installed (the redis extra)") from exc
+    if REDIS_SERVER is None:
+        raise Unavailable("redis-server is not installed")
+    with tempfile.TemporaryDirectory(prefix="requests-refresh-bench-redis-") as directory:
+        server = RedisServer(Path(directory))
+        server.start()
+        try:
+            yield server.url
+        finally:
+            server.stop()
 
 
 def _worker(
@@ -47,7 +82,7 @@ def _worker(
     """One process: ``threads`` threads sending requests until the deadline."""
     from requests_refresh import RefreshAdapter, RefreshTokenGrant
 
-    store = file_token_store(path)
+    store = _store(path)
     adapter = RefreshAdapter(
         store=store,
         refresher=RefreshTokenGrant(
@@ -96,12 +131,15 @@ def _worker(
 
 
 def run_once(
-    server: RemoteAuthorizationServer, processes: int, config: CrossProcessConfig
+    server: RemoteAuthorizationServer,
+    processes: int,
+    config: CrossProcessConfig,
+    redis_url: str | None = None,
 ) -> dict[str, Any]:
-    """One run with ``processes`` processes; the figures as a dict."""
+    """One run with ``processes`` processes, on a file or ``redis_url``; figures as a dict."""
     with tempfile.TemporaryDirectory(prefix="requests-refresh-bench-") as directory:
-        path = os.path.join(directory, "token.json")
-        file_token_store(path).save(server.login())
+        path = redis_url or os.path.join(directory, "token.json")
+        _store(path).save(server.login())
         info = {
             "url": server.url,
             "token_url": server.token_url,
@@ -157,12 +195,14 @@ def run_once(
 def run(config: CrossProcessConfig) -> Section:
     started = time.monotonic()
     section = Section(
-        f"3. Cross-process storm: P processes × {config.threads} threads, one FileTokenStore",
+        f"3. Cross-process storm: P processes × {config.threads} threads, one FileTokenStore"
+        " or one RedisTokenStore",
         __doc__.split("\n\n", 1)[1] if __doc__ else "",
     )
     table = Table(
         f"{config.access_ttl:g} s access tokens for {config.duration:g} s",
         [
+            "store",
             "P",
             "requests",
             "token generations",
@@ -175,37 +215,48 @@ def run(config: CrossProcessConfig) -> Section:
             "notes",
         ],
     )
-    try:
-        file_token_store(os.path.join(tempfile.gettempdir(), "requests-refresh-probe.json"))
-    except Unavailable as exc:
-        table.add("–", f"n/a ({exc})", *[""] * 8)
-        section.tables.append(table)
-        section.seconds = time.monotonic() - started
-        return section
     with RemoteAuthorizationServer(
         access_ttl=config.access_ttl, client_secret="bench-client-secret"
     ) as server:
-        for processes in config.processes:
-            result = run_once(server, processes, config)
-            per = result["calls"] / result["generations"] if result["generations"] else 0.0
-            ok = (
-                result["generations"] > 0
-                and result["calls"] == result["generations"]
-                and result["invalid_grant"] == 0
-                and result["failures"] == 0
-            )
-            table.add(
-                processes,
-                result["requests"],
-                result["generations"],
-                result["calls"],
-                f"{per:.2f}",
-                result["adopted"],
-                result["invalid_grant"],
-                result["failures"],
-                mark(ok),
-                result["first_error"],
-            )
+        for store in config.stores:
+            with contextlib.ExitStack() as stack:
+                try:
+                    if store == "redis":
+                        redis_url: str | None = stack.enter_context(_redis_url())
+                    else:
+                        redis_url = None
+                        file_token_store(
+                            os.path.join(tempfile.gettempdir(), "requests-refresh-probe.json")
+                        )
+                except Unavailable as exc:
+                    table.add(store, "–", f"n/a ({exc})", *[""] * 8)
+                    continue
+                for processes in config.processes:
+                    result = run_once(server, processes, config, redis_url)
+                    _add_row(table, store, processes, result)
     section.tables.append(table)
     section.seconds = time.monotonic() - started
     return section
+
+
+def _add_row(table: Table, store: str, processes: int, result: dict[str, Any]) -> None:
+    per = result["calls"] / result["generations"] if result["generations"] else 0.0
+    ok = (
+        result["generations"] > 0
+        and result["calls"] == result["generations"]
+        and result["invalid_grant"] == 0
+        and result["failures"] == 0
+    )
+    table.add(
+        store,
+        processes,
+        result["requests"],
+        result["generations"],
+        result["calls"],
+        f"{per:.2f}",
+        result["adopted"],
+        result["invalid_grant"],
+        result["failures"],
+        mark(ok),
+        result["first_error"],
+    )

@@ -5,17 +5,22 @@ settle a 3 % target. ``valgrind --tool=callgrind`` counts the instructions the c
 process executes: the same count for the same work, whatever else the machine is doing.
 Each client sends ``few`` and then ``many`` keep-alive GETs to the raw server (in its
 own process, not counted); the difference divided by ``many - few`` is the cost of one
-request, free of start-up and import costs. Runs only where valgrind is installed.
+request, free of start-up and import costs. Runs only where valgrind is installed; the
+RedisTokenStore row also needs redis-server and redis-py (the server runs in its own
+process, not counted).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from .rawserver import RawServer
@@ -26,6 +31,7 @@ CLIENTS = {
     "base": "HTTPAdapter + static header (baseline)",
     "memory": "RefreshAdapter + MemoryTokenStore",
     "file": "RefreshAdapter + FileTokenStore",
+    "redis": "RefreshAdapter + RedisTokenStore",
 }
 _ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,7 +43,9 @@ class InstructionsConfig:
     timeout: float = 600.0
 
 
-def count(valgrind: str, client: str, port: int, requests: int, timeout: float) -> int:
+def count(
+    valgrind: str, client: str, port: int, requests: int, timeout: float, redis_url: str = ""
+) -> int:
     """Instructions the client process executes to send ``requests`` requests."""
     result = subprocess.run(  # noqa: S603 - valgrind running our own interpreter and module
         [
@@ -50,6 +58,7 @@ def count(valgrind: str, client: str, port: int, requests: int, timeout: float) 
             client,
             str(port),
             str(requests),
+            redis_url,
         ],
         cwd=_ROOT,
         capture_output=True,
@@ -64,6 +73,28 @@ def count(valgrind: str, client: str, port: int, requests: int, timeout: float) 
 
 
 TITLE = "1b. Fast path, counted: client instructions per request"
+
+
+@contextlib.contextmanager
+def _redis_url() -> Iterator[str | None]:
+    """A local redis-server for the RedisTokenStore row, or None where there is none."""
+    try:
+        import redis  # noqa: F401 - only to see that it is there
+
+        from tests.redis_server import REDIS_SERVER, RedisServer
+    except ImportError:
+        yield None
+        return
+    if REDIS_SERVER is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="requests-refresh-bench-redis-") as directory:
+        server = RedisServer(Path(directory))
+        server.start()
+        try:
+            yield server.url
+        finally:
+            server.stop()
 
 
 def skipped_in_quick_mode() -> Section:
@@ -84,13 +115,20 @@ def run(config: InstructionsConfig) -> Section:
             "1b. Fast path, counted: client instructions per request", __doc__ or "", [table]
         )
     per_request: dict[str, float] = {}
-    with RawServer() as server:
+    with RawServer() as server, _redis_url() as redis_url:
         for client in CLIENTS:
-            few = count(valgrind, client, server.port, config.few, config.timeout)
-            many = count(valgrind, client, server.port, config.many, config.timeout)
-            per_request[client] = (many - few) / (config.many - config.few)
+            if client == "redis" and redis_url is None:
+                table.notes.append("RedisTokenStore: n/a (needs redis-server and redis-py).")
+                continue
+            runs = [
+                count(valgrind, client, server.port, n, config.timeout, redis_url or "")
+                for n in (config.few, config.many)
+            ]
+            per_request[client] = (runs[1] - runs[0]) / (config.many - config.few)
     base = per_request["base"]
     for client, label in CLIENTS.items():
+        if client not in per_request:
+            continue
         ratio = per_request[client] / base
         verdict = "" if client == "base" else mark(ratio <= TARGET)
         table.add(label, f"{per_request[client]:,.0f}", f"{ratio:.4f}", verdict)

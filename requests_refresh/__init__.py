@@ -29,6 +29,7 @@ from .exceptions import (
     RequestsRefreshError,
     TokenEndpointError,
     TokenEndpointUnavailableError,
+    TokenStoreConflictError,
     TokenStoreError,
 )
 from .oauth2 import (
@@ -41,7 +42,13 @@ from .oauth2 import (
     discover,
     revoke_token,
 )
-from .stores import FileTokenStore, KeyringTokenStore, MemoryTokenStore, TokenStore
+from .stores import (
+    FileTokenStore,
+    KeyringTokenStore,
+    MemoryTokenStore,
+    RedisTokenStore,
+    TokenStore,
+)
 from .token import Token
 
 __all__ = [
@@ -60,6 +67,7 @@ __all__ = [
     "MemoryTokenStore",
     "NoOriginError",
     "NoTokenError",
+    "RedisTokenStore",
     "RefreshAdapter",
     "RefreshError",
     "RefreshStats",
@@ -71,6 +79,7 @@ __all__ = [
     "TokenEndpointError",
     "TokenEndpointUnavailableError",
     "TokenStore",
+    "TokenStoreConflictError",
     "TokenStoreError",
     "__version__",
     "browser_login",

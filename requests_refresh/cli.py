@@ -17,11 +17,12 @@ import requests.adapters
 
 from . import __version__
 from .adapter import RefreshAdapter
-from .exceptions import RequestsRefreshError
+from .exceptions import RequestsRefreshError, TokenStoreError
 from .oauth2 import RefreshTokenGrant, browser_login, device_login, revoke_token
 from .stores import MemoryTokenStore, TokenStore
 from .stores.file_store import DEFAULT_KEY, FileTokenStore
 from .stores.keyring_store import KeyringTokenStore
+from .stores.redis_store import RedisTokenStore
 from .testing import AuthorizationServer
 from .token import Token
 
@@ -108,7 +109,15 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
         metavar=("SERVICE", "USERNAME"),
         help="a KeyringTokenStore's entry in the OS keyring",
     )
-    parser.add_argument("--key", help=f"the login's key in the file (default: {DEFAULT_KEY!r})")
+    where.add_argument(
+        "--redis",
+        metavar="URL",
+        help="a RedisTokenStore's server: redis://[[user]:password@]host[:port][/db],"
+        " rediss://... or unix://...",
+    )
+    parser.add_argument(
+        "--key", help=f"the login's key in the file or in Redis (default: {DEFAULT_KEY!r})"
+    )
 
 
 def _add_client_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -152,8 +161,8 @@ def _add_login_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 def _usage_problem(args: argparse.Namespace) -> str | None:
     """What is wrong with a combination of options argparse cannot check, or None."""
-    if args.key is not None and args.file is None:
-        return "--key goes with --file"
+    if args.key is not None and args.file is None and args.redis is None:
+        return "--key goes with --file or --redis"
     if getattr(args, "revoke", False) and (args.issuer is None or args.client_id is None):
         return "--revoke needs --issuer and --client-id"
     return None
@@ -265,6 +274,13 @@ def _open_store(args: argparse.Namespace) -> tuple[TokenStore, str]:
     if args.file is not None:
         store = FileTokenStore(args.file, args.key)
         return store, f"{store.path} under key {store.key!r}"
+    if args.redis is not None:
+        # Constructing it imports redis-py: an ImportError here names the extra to install.
+        try:
+            redis_store = RedisTokenStore(args.redis, args.key)
+        except ValueError as exc:  # a URL it cannot parse; the message never quotes it
+            raise TokenStoreError(str(exc)) from None
+        return redis_store, f"Redis at {redis_store.server} under key {redis_store.key!r}"
     service, username = args.keyring
     # Constructing it imports keyring: an ImportError here names the extra to install.
     # Any backend: showing (masked) or removing what is already stored exposes nothing.

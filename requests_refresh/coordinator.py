@@ -50,6 +50,7 @@ from .exceptions import (
     RefreshTimeoutError,
     RequestsRefreshError,
     TokenEndpointUnavailableError,
+    TokenStoreConflictError,
 )
 from .stores import TokenStore
 from .token import Token
@@ -507,6 +508,8 @@ class Coordinator:
         """Save a token the refresher just made (store lock held, not ours)."""
         try:
             self._store.save(new)
+        except TokenStoreConflictError as exc:
+            self._adopt_newer(exc, attempt)
         except RequestsRefreshError as exc:
             # The old refresh token may be spent already: keep the new token in memory
             # rather than lose the login, and try to save again next time.
@@ -560,6 +563,23 @@ class Coordinator:
             self._current = dataclasses.replace(current, token=token)
         if saved:
             self._basis = rotated
+
+    def _adopt_newer(self, conflict: TokenStoreConflictError, attempt: _Attempt) -> None:
+        """Adopt the stored token after our save lost to it (store lock held, not ours).
+
+        A newer token was stored while ours was in flight (our lease on the lock ran out,
+        or a new sign-in): the stored one wins, so that every process sharing the store
+        goes on with the same token.
+        """
+        logger.warning("adopting the stored token: %s", conflict)
+        newer = self._store.load()
+        if newer is None:
+            attempt.error = NoTokenError(
+                "the token store was cleared (signed out?) during a refresh: sign in again"
+                " and save the new token to the store"
+            )
+            return
+        attempt.new, attempt.adopted, attempt.saved = newer, True, True
 
     def _is_due(self, token: Token) -> bool:
         """Whether ``token`` has reached the point where it is refreshed ahead of expiry."""

@@ -21,6 +21,7 @@ The tree::
     |       +-- LoginTimeoutError     the code expired or the login took too long
     +-- DiscoveryError                the server's metadata could not be used
     +-- TokenStoreError               the token store cannot be read, written or locked
+    |   +-- TokenStoreConflictError   a save lost to a newer token stored meanwhile
     +-- InsecureTransportError        a token would have gone over plain http
     +-- NoOriginError                 the adapter was not told which origin its token is for
 
@@ -54,6 +55,7 @@ __all__ = [
     "RequestsRefreshError",
     "TokenEndpointError",
     "TokenEndpointUnavailableError",
+    "TokenStoreConflictError",
     "TokenStoreError",
 ]
 
@@ -201,6 +203,16 @@ class TokenStoreError(RequestsRefreshError):
     def __init__(self, *args: Any, path: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.path = path
+
+
+class TokenStoreConflictError(TokenStoreError):
+    """A save was refused: a newer token was stored since the saver read the store.
+
+    Raised by stores whose :meth:`~requests_refresh.TokenStore.save` is a compare-and-set
+    (:class:`~requests_refresh.RedisTokenStore`), when the lock's lease ran out while its
+    holder was paused, or a new sign-in was saved meanwhile. Nothing was written: the
+    stored token wins, and the adapter adopts it.
+    """
 
 
 class InsecureTransportError(RequestsRefreshError):

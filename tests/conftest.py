@@ -1,8 +1,10 @@
-"""Shared fixtures: a real authorization server on 127.0.0.1 and sessions mounted on it."""
+"""Shared fixtures: a real authorization server on 127.0.0.1 and sessions mounted on it,
+and real Redis servers."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +12,9 @@ import requests
 
 from requests_refresh import MemoryTokenStore, RefreshAdapter, RefreshTokenGrant, TokenStore
 from requests_refresh.testing import AuthorizationServer
+
+from .redis_server import REDIS_SERVER, RedisServer
+from .workers.process import Worker
 
 
 @pytest.fixture
@@ -47,3 +52,43 @@ def make_session(server: AuthorizationServer) -> Iterator[MakeSession]:
     yield make
     for session in opened:
         session.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server on 127.0.0.1 (AOF on, its own directory), shared by the session.
+
+    Tests keep to their own keys. Skips, saying why, without redis-server or redis-py.
+    """
+    pytest.importorskip("redis", reason="redis-py is not installed (the redis extra)")
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def own_redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own, for tests that stop, restart or wipe it."""
+    pytest.importorskip("redis", reason="redis-py is not installed (the redis extra)")
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def workers() -> Iterator[list[Worker]]:
+    """Worker processes started by a test; all ended at teardown."""
+    started: list[Worker] = []
+    yield started
+    for worker in started:
+        worker.close()

@@ -30,6 +30,8 @@ posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX file modes and
 
 
 class TestFileTokenStore(TokenStoreContract):
+    shared = True
+
     @pytest.fixture
     def store(self, tmp_path: Path) -> TokenStore:
         return FileTokenStore(tmp_path / "tokens.json")

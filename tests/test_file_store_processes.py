@@ -6,7 +6,6 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,22 +22,9 @@ from requests_refresh.testing import AuthorizationServer
 
 from .workers.file_store_worker import loop_token
 from .workers.process import Worker
+from .workers.storm import run_storm
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="kill -9, fork and flock")
-
-PROCESSES = 8
-THREADS = 16
-SECONDS = 10.0
-TTL = 1.0
-
-
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    """Worker processes started by a test; all ended at teardown."""
-    started: list[Worker] = []
-    yield started
-    for worker in started:
-        worker.close()
 
 
 def expired(token: Token) -> Token:
@@ -61,39 +47,7 @@ def test_storm_of_processes_and_threads_refreshes_once_per_generation(
 ) -> None:
     """8 processes x 16 threads on one file, 1 s tokens: no failure, one refresh per generation."""
     path = tmp_path / "tokens.json"
-    with AuthorizationServer(access_ttl=TTL) as server:
-        FileTokenStore(path).save(server.login())
-        for _ in range(PROCESSES):
-            workers.append(
-                Worker(
-                    "storm", str(path), server.url, server.client_id, str(THREADS), str(SECONDS)
-                )
-            )
-        for worker in workers:
-            worker.expect("ready", timeout=60)
-        started = time.monotonic()
-        for worker in workers:
-            worker.send("go")
-        reports = [worker.result(timeout=SECONDS + 60) for worker in workers]
-        elapsed = time.monotonic() - started
-        served, revoked = server.stats, server.revoked
-
-    failures = {
-        outcome: n
-        for report in reports
-        for outcome, n in report["outcomes"].items()
-        if outcome != "ok"
-    }
-    assert failures == {}, (reports, served, elapsed)
-    assert sum(report["requests"] for report in reports) > PROCESSES * THREADS
-    assert served.invalid_grant == 0
-    assert not revoked
-    # Each generation was made by exactly one process; the others adopted it.
-    assert sum(report["stats"]["refreshes"] for report in reports) == served.refreshes
-    assert all(report["stats"]["generation"] <= served.refreshes for report in reports)
-    # One refresh per half lifetime at most (the refresh-ahead point), not per process.
-    assert served.refreshes >= SECONDS / TTL
-    assert served.refreshes <= elapsed / (TTL / 2) + 3
+    run_storm(str(path), FileTokenStore(path).save, workers)
     assert_valid_file(path)
 
 

@@ -83,6 +83,8 @@ def jwt_pair(size: int = 4096) -> Token:
 class TestWithTheProcessKeyring(TokenStoreContract):
     """The contract, with the backend keyring selects (one registered with set_keyring)."""
 
+    shared = True
+
     @pytest.fixture
     def store(self, json_keyring: JsonFileKeyring, tmp_path: Path) -> TokenStore:
         return KeyringTokenStore(
@@ -98,6 +100,8 @@ class TestWithTheProcessKeyring(TokenStoreContract):
 
 class TestWithPlaintextKeyring(TokenStoreContract):
     """The contract, on keyrings.alt's plaintext file backend."""
+
+    shared = True
 
     @pytest.fixture
     def backend(self, tmp_path: Path) -> PlaintextKeyring:
@@ -130,6 +134,8 @@ class TestWithPlaintextKeyring(TokenStoreContract):
 
 class TestInParts(TokenStoreContract):
     """The contract with every token split into parts, on the size-limited backend."""
+
+    shared = True
 
     @pytest.fixture
     def store(self, limited_keyring: LimitedJsonFileKeyring, tmp_path: Path) -> TokenStore:

@@ -94,13 +94,20 @@ def _params() -> list[object]:
 
 
 @pytest.mark.parametrize("example", _params())
-def test_readme_example_runs_and_cleans_up(example: Example, tmp_path: Path) -> None:
-    """The block exits 0 within the timeout and leaves nothing in its working directory."""
+def test_readme_example_runs_and_cleans_up(
+    example: Example, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The block exits 0 within the timeout and leaves nothing in its working directory.
+
+    A block that reads ``REDIS_URL`` gets the test session's own Redis server there.
+    """
     script = tmp_path / "example.py"
     script.write_text(example.code, encoding="utf-8")
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if "REDIS_URL" in example.code:
+        environment["REDIS_URL"] = request.getfixturevalue("redis_server").url
     try:
         result = subprocess.run(
             [sys.executable, str(script)],

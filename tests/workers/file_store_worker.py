@@ -1,16 +1,18 @@
-"""A process that uses a FileTokenStore, driven by the multi-process tests.
+"""A process that uses a shared token store, driven by the multi-process tests.
 
 Run as ``python -m tests.workers.file_store_worker MODE ...`` with the checkout on
 ``PYTHONPATH``. It prints one line per step (``ready``, ``locked``, ...) and waits for
 a line on stdin where the test must decide what happens next; at the end of stdin it
-exits. Modes:
+exits. ``STORE`` is a token file's path, or a Redis URL for a RedisTokenStore with its
+options in the fragment (``redis://127.0.0.1:6379/0#key=k&lease=0.5``). Modes:
 
-* ``storm FILE ORIGIN CLIENT_ID THREADS SECONDS``: crawl ``ORIGIN/resource`` with
+* ``storm STORE ORIGIN CLIENT_ID THREADS SECONDS``: crawl ``ORIGIN/resource`` with
   THREADS threads through one RefreshAdapter for SECONDS once released; print a JSON
   report.
 * ``hold-lock FILE``: take ``store.lock()`` and hold it until killed.
-* ``refresh-and-hang FILE ORIGIN CLIENT_ID``: send a request whose token has expired; the
-  refresher calls the token endpoint, then hangs before the new token is saved.
+* ``refresh-and-hang STORE ORIGIN CLIENT_ID``: send a request whose token has expired;
+  the refresher calls the token endpoint, then hangs before the new token is saved
+  until the test writes a line; then print the request's outcome.
 * ``save-loop FILE ROUNDS``: ROUNDS times, fork a child that saves in a tight loop and
   kill -9 it at a random moment; after each kill wait for the test to check the file.
 * ``save FILE KEY``: save the token read (as JSON) from stdin under KEY.
@@ -28,13 +30,21 @@ import signal
 import sys
 import threading
 import time
+import urllib.parse
 from collections import Counter
 from typing import Any
 
 import filelock
 import requests
 
-from requests_refresh import FileTokenStore, RefreshAdapter, RefreshTokenGrant, Token
+from requests_refresh import (
+    FileTokenStore,
+    RedisTokenStore,
+    RefreshAdapter,
+    RefreshTokenGrant,
+    Token,
+    TokenStore,
+)
 
 #: Saved by ``save-loop``: big enough that a write takes a while to be killed inside.
 PADDING = "x" * 64_000
@@ -60,8 +70,22 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
-def storm(path: str, origin: str, client_id: str, threads: int, seconds: float) -> None:
-    store = FileTokenStore(path, lock_timeout=20)
+def open_store(where: str, lock_timeout: float = 30.0) -> TokenStore:
+    """The store ``where`` names: a Redis URL (options in its fragment) or a file path."""
+    if where.startswith("redis://"):
+        url, _, fragment = where.partition("#")
+        options = dict(urllib.parse.parse_qsl(fragment))
+        return RedisTokenStore(
+            url,
+            options.get("key"),
+            lock_timeout=lock_timeout,
+            lease=float(options.get("lease", 10.0)),
+        )
+    return FileTokenStore(where, lock_timeout=lock_timeout)
+
+
+def storm(where: str, origin: str, client_id: str, threads: int, seconds: float) -> None:
+    store = open_store(where, lock_timeout=20)
     grant = RefreshTokenGrant(origin + "/token", client_id)
     adapter = RefreshAdapter(store=store, refresher=grant, pool_maxsize=threads)
     counts: Counter[str] = Counter()
@@ -110,7 +134,7 @@ def hold_lock(path: str) -> None:
         wait_for_go()
 
 
-def refresh_and_hang(path: str, origin: str, client_id: str) -> None:
+def refresh_and_hang(where: str, origin: str, client_id: str) -> None:
     grant = RefreshTokenGrant(origin + "/token", client_id)
 
     def refresher(token: Token) -> Token:
@@ -119,10 +143,15 @@ def refresh_and_hang(path: str, origin: str, client_id: str) -> None:
         wait_for_go()
         return new
 
-    adapter = RefreshAdapter(store=FileTokenStore(path), refresher=refresher)
+    adapter = RefreshAdapter(store=open_store(where), refresher=refresher)
     with requests.Session() as session:
         adapter.mount(session, origin + "/")
-        session.get(origin + "/resource", timeout=15)
+        try:
+            outcome = f"status {session.get(origin + '/resource', timeout=15).status_code}"
+        except requests.RequestException as exc:
+            outcome = type(exc).__name__
+    stats = adapter.stats
+    say(json.dumps({"outcome": outcome, "adopted": stats.adopted}))
 
 
 def save_loop(path: str, rounds: int) -> None:
