@@ -366,7 +366,8 @@ def submit(
 ) -> requests.Response:
     """Fill in the first form of ``page`` with ``values`` and submit it with ``button``.
 
-    Redirects are followed except to the client's callback (nobody listens there).
+    Redirects within the server are followed; one that leaves it (back to the client's
+    redirect URI) is returned, as nobody need listen there.
     """
     forms = forms_of(page.text)
     assert forms, f"no form on {page.url}:\n{page.text[:2000]}"
@@ -378,10 +379,15 @@ def submit(
     answer = browser.post(url, data=data, timeout=_TIMEOUT, allow_redirects=False)
     while answer.is_redirect:
         target = urllib.parse.urljoin(answer.url, answer.headers["Location"])
-        if target.startswith(CALLBACK):
+        if _origin(target) != _origin(page.url):
             return answer
         answer = browser.get(target, timeout=_TIMEOUT, allow_redirects=False)
     return answer
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme, parts.netloc
 
 
 def _allow_button(page: requests.Response) -> tuple[str, str]:
