@@ -20,7 +20,7 @@ from urllib3.util.retry import Retry
 
 from ._transport import Origin, format_origin, origin_of, require_safe_origin, split_prefix
 from .coordinator import Coordinator, Refresher, RefreshHook, RefreshStats
-from .exceptions import NoOriginError
+from .exceptions import NoOriginError, RequestsRefreshError
 from .stores import TokenStore
 from .token import Token
 
@@ -310,11 +310,17 @@ class RefreshAdapter(HTTPAdapter):
         Some servers answer a token they no longer know (one a refresh rotated away)
         with 403 rather than 401. A 403 for an older generation is replayed with the
         token a new request would get, without a refresh; a 403 for the current
-        generation is the server's answer about the request, and goes back as it is.
+        generation is the server's answer about the request, and goes back as it is,
+        unless a refresh in flight replaces that token: the server may have rotated it
+        away before the new token reached us, so the answer waits for that refresh.
         """
-        current = self._coordinator.acquire()
-        if current[1] == generation:
+        try:
+            settled = self._coordinator.settled()
+        except RequestsRefreshError:
+            return None  # the refresh failed: the 403 goes back, the error to the next request
+        if settled is None or settled[1] == generation:
             return None
+        current = self._coordinator.acquire()
         logger.debug(
             "generation %d was answered 403 but %d is current: replaying",
             generation,

@@ -275,6 +275,23 @@ class Coordinator:
                 self._refused_in_a_row = streak
                 self._refused_until = self._until(self._backoff(streak + 1))
 
+    def settled(self) -> tuple[Token, int] | None:
+        """The current token once the refresh in flight, if any, has ended; None if none.
+
+        Starts no refresh. For a refusal that is no reason to refresh but may have been
+        earned by a token that a refresh in flight is replacing: the caller compares the
+        generation it sent with the one returned.
+
+        Raises:
+            RefreshError: the refresh in flight failed, or outlasted ``refresh_timeout``.
+        """
+        deadline = time.monotonic() + self._refresh_timeout
+        with self._cond:
+            if self._refreshing:
+                self._wait_for_refresh(deadline)
+            current = self._current
+            return None if current is None else (current.token, current.generation)
+
     def note_replay(self) -> None:
         """Count a request sent again after a refusal."""
         with self._cond:

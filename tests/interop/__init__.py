@@ -1,0 +1,1 @@
+"""The interoperability suite: our client against authorization servers we did not write."""

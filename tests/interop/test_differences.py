@@ -1,0 +1,216 @@
+"""Scenario 6: what these servers do that our own test server does not, and how the
+library copes. Each difference is recorded as an expectation about the server, next
+to what the library does with it."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import time
+
+import pytest
+import requests
+from requests.models import Response
+
+from requests_refresh import (
+    InvalidGrantError,
+    LoginRequiredError,
+    MemoryTokenStore,
+    RefreshAdapter,
+    RefreshTokenGrant,
+    Token,
+    TokenEndpointError,
+)
+from requests_refresh.oauth2 import ClientAuthMethod
+
+from .accounts import CONFIDENTIAL, PUBLIC
+from .idp import IdP
+from .load import crawl, session_for, wait_until_expired
+
+#: The HTTP status each server gives ``invalid_grant`` and ``invalid_client``.
+ERROR_STATUSES = {
+    "dot": {"invalid_grant": 400, "invalid_client": 401},
+    "authlib": {"invalid_grant": 400, "invalid_client": 401},
+}
+CRAWL_THREADS = 16
+CRAWL_SECONDS = 4.0
+
+
+def test_invalid_grant_is_a_login_required_error_whatever_its_status(idp: IdP) -> None:
+    """An unknown refresh token: invalid_grant (HTTP status as recorded) -> InvalidGrantError."""
+    token = idp.login(PUBLIC)
+    forged = Token(token.access_token, "not-a-refresh-token-of-this-server")
+    grant = RefreshTokenGrant(idp.token_url, PUBLIC.client_id)
+    with grant, pytest.raises(InvalidGrantError) as caught:
+        grant(forged)
+    assert isinstance(caught.value, LoginRequiredError)
+    assert caught.value.status_code == ERROR_STATUSES[idp.name]["invalid_grant"]
+    assert "not-a-refresh-token" not in str(caught.value)
+
+
+def test_a_wrong_client_secret_is_a_client_configuration_error(idp: IdP) -> None:
+    """A wrong secret: invalid_client (status as recorded) -> TokenEndpointError, login kept."""
+    token = idp.login(CONFIDENTIAL)
+    wrong = RefreshTokenGrant(idp.token_url, CONFIDENTIAL.client_id, "wrong-secret-0123456789")
+    with wrong, pytest.raises(TokenEndpointError) as caught:
+        wrong(token)
+    assert not isinstance(caught.value, LoginRequiredError)
+    assert caught.value.error == "invalid_client"
+    assert caught.value.status_code == ERROR_STATUSES[idp.name]["invalid_client"]
+    assert "wrong-secret-0123456789" not in str(caught.value)
+    # The refresh token was not spent: the right secret still refreshes it.
+    assert CONFIDENTIAL.client_secret is not None
+    with RefreshTokenGrant(
+        idp.token_url, CONFIDENTIAL.client_id, CONFIDENTIAL.client_secret
+    ) as ok:
+        ok(token)
+
+
+@pytest.mark.parametrize("auth_method", ["client_secret_basic", "client_secret_post"])
+def test_a_confidential_client_refreshes_with_either_authentication(
+    idp: IdP, auth_method: ClientAuthMethod
+) -> None:
+    """The confidential client refreshes with HTTP Basic and with form fields alike."""
+    assert CONFIDENTIAL.client_secret is not None
+    token = idp.login(CONFIDENTIAL)
+    with RefreshTokenGrant(
+        idp.token_url,
+        CONFIDENTIAL.client_id,
+        CONFIDENTIAL.client_secret,
+        auth_method=auth_method,
+    ) as grant:
+        new = grant(token)
+    assert new.refresh_token not in (None, token.refresh_token)
+
+
+def test_a_spent_refresh_token_presented_again_revokes_the_login(idp: IdP) -> None:
+    """Reuse revokes the family: the current refresh token dies too -> InvalidGrantError."""
+    token = idp.login(PUBLIC)
+    with RefreshTokenGrant(idp.token_url, PUBLIC.client_id) as grant:
+        current = grant(token)
+        with pytest.raises(InvalidGrantError):
+            grant(token)  # the spent one: reuse
+        with pytest.raises(InvalidGrantError):
+            grant(current)  # the family is revoked
+    # What an application sees once its token expires: sign in again.
+    adapter = RefreshAdapter(
+        store=MemoryTokenStore(current),
+        refresher=RefreshTokenGrant(idp.token_url, PUBLIC.client_id),
+    )
+    wait_until_expired(current)
+    with session_for(adapter, idp.origin) as session, pytest.raises(LoginRequiredError):
+        session.get(idp.resource_url, timeout=30)
+    adapter.close()
+
+
+def test_the_replaced_access_token_is_refused_at_once(idp: IdP) -> None:
+    """A refresh kills the old access token before it expires (ours lets it live)."""
+    token = idp.login(PUBLIC)
+    with RefreshTokenGrant(idp.token_url, PUBLIC.client_id) as grant:
+        new = grant(token)
+    assert token.expires_at is not None
+    assert time.time() < token.expires_at
+    old = requests.get(
+        idp.resource_url, headers={"Authorization": token.authorization}, timeout=30
+    )
+    assert old.status_code == 401
+    assert "invalid_token" in old.headers.get("WWW-Authenticate", "")
+    assert (
+        requests.get(
+            idp.resource_url, headers={"Authorization": new.authorization}, timeout=30
+        ).status_code
+        == 200
+    )
+
+
+def test_authlib_counts_token_lifetimes_from_the_whole_second(authlib: IdP) -> None:
+    """Authlib keeps ``issued_at`` in whole seconds: a token dies up to 1 s before its
+    ``expires_in`` says. The request refused early is refreshed and replayed."""
+    for _ in range(5):  # sign in 0.6-0.7 s into a second, within one second
+        time.sleep((0.6 - time.time() % 1) % 1)
+        before = time.time()
+        token = authlib.login(PUBLIC)
+        if math.floor(time.time()) == math.floor(before):
+            break
+    else:
+        pytest.fail("could not sign in within one second in 5 tries")
+    server_expiry = math.floor(before) + authlib.access_ttl  # refused after this
+    assert token.expires_at is not None
+    assert token.expires_at >= server_expiry + 0.5
+    adapter = RefreshAdapter(
+        store=MemoryTokenStore(token),
+        refresher=RefreshTokenGrant(authlib.token_url, PUBLIC.client_id),
+        leeway=0,
+    )
+    time.sleep(max(0.0, server_expiry + 0.05 - time.time()))  # the server's expiry: the event
+    with session_for(adapter, authlib.origin) as session:
+        answer = session.get(authlib.resource_url, timeout=30)
+    adapter.close()
+    assert answer.status_code == 200
+    assert [refused.status_code for refused in answer.history] == [401]
+    assert adapter.stats.refreshes == 1
+
+
+def test_dot_stores_client_secrets_and_tokens_hashed(dot: IdP) -> None:
+    """DOT keeps a hash of the client secret and a checksum of each token; clients are unaware."""
+    token = dot.login(CONFIDENTIAL)
+    database = dot.server.workdir / "db.sqlite3"
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as db:
+        (secret,) = db.execute(
+            "SELECT client_secret FROM oauth2_provider_application WHERE client_id = ?",
+            (CONFIDENTIAL.client_id,),
+        ).fetchone()
+        (checksum,) = db.execute(
+            "SELECT token_checksum FROM oauth2_provider_accesstoken WHERE token = ?",
+            (token.access_token,),
+        ).fetchone()
+    db.close()
+    assert secret != CONFIDENTIAL.client_secret
+    assert secret.startswith("md5$")
+    assert checksum not in (None, "", token.access_token)
+
+
+def forbidden_or_unauthorized(response: Response) -> bool:
+    """A ``should_refresh`` for servers that answer a refused token with 403."""
+    return response.status_code in (401, 403)
+
+
+def test_dot_default_view_403s_are_handled_when_should_refresh_says_so(dot: IdP) -> None:
+    """DOT's default views answer 403; with should_refresh taking 403, none reach the caller."""
+    url = dot.forbidding_resource_url
+    assert url is not None
+    adapter = RefreshAdapter(
+        store=MemoryTokenStore(dot.login(PUBLIC)),
+        refresher=RefreshTokenGrant(dot.token_url, PUBLIC.client_id),
+        should_refresh=forbidden_or_unauthorized,
+        pool_maxsize=CRAWL_THREADS,
+    )
+    before = dot.stats()
+    with session_for(adapter, dot.origin) as session:
+        outcomes = crawl(session, url, CRAWL_THREADS, CRAWL_SECONDS)
+    served = dot.stats().since(before)
+    adapter.close()
+    assert set(outcomes) == {"ok"}, outcomes
+    assert served.refreshes >= 1
+    assert served.refresh_calls == served.refreshes == adapter.stats.refreshes
+    assert served.invalid_grant == 0
+
+
+def test_dot_default_view_403s_earned_by_a_replaced_token_are_replayed(dot: IdP) -> None:
+    """DOT's default view, default adapter: 0 requests handed back as 403 (16 threads, 4 s)."""
+    url = dot.forbidding_resource_url
+    assert url is not None
+    adapter = RefreshAdapter(
+        store=MemoryTokenStore(dot.login(PUBLIC)),
+        refresher=RefreshTokenGrant(dot.token_url, PUBLIC.client_id),
+        pool_maxsize=CRAWL_THREADS,
+    )
+    before = dot.stats()
+    with session_for(adapter, dot.origin) as session:
+        outcomes = crawl(session, url, CRAWL_THREADS, CRAWL_SECONDS)
+    served = dot.stats().since(before)
+    adapter.close()
+    assert served.refreshes >= 1  # tokens were replaced while requests were in flight
+    assert served.invalid_grant == 0
+    assert outcomes["status 403"] == 0, outcomes
+    assert set(outcomes) == {"ok"}, outcomes

@@ -1,0 +1,114 @@
+"""The same scenarios on every third-party server (the ``idp`` fixture runs each in turn).
+
+1. The refresh token grant with rotation: a storm of threads at an expired token.
+2. Processes and threads sharing a FileTokenStore, with short-lived tokens.
+
+Both servers rotate refresh tokens (the old one dies at once) and detect reuse (a spent
+refresh token presented again revokes the login), so any second refresh of one
+generation would show as ``invalid_grant`` and failed requests.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from requests_refresh import FileTokenStore, MemoryTokenStore, RefreshAdapter, RefreshTokenGrant
+
+from ..workers.process import Worker
+from .accounts import CONFIDENTIAL, PUBLIC, Client
+from .idp import IdP
+from .load import session_for, storm, wait_until_expired
+
+STORM_THREADS = 32
+PROCESSES = 4
+THREADS = 8
+SECONDS = 10.0
+
+
+def grant_for(idp: IdP, client: Client) -> RefreshTokenGrant:
+    """The refresh token grant for ``client``: HTTP Basic with a secret, else public."""
+    return RefreshTokenGrant(idp.token_url, client.client_id, client.client_secret)
+
+
+@pytest.mark.parametrize("client", [PUBLIC, CONFIDENTIAL], ids=lambda c: c.client_id)
+def test_storm_at_an_expired_token_refreshes_once(idp: IdP, client: Client) -> None:
+    """32 threads at an expired token: 1 refresh call, 0 failures, the login still refreshes."""
+    token = idp.login(client)
+    adapter = RefreshAdapter(
+        store=MemoryTokenStore(token), refresher=grant_for(idp, client), pool_maxsize=64
+    )
+    wait_until_expired(token)
+    before = idp.stats()
+    with session_for(adapter, idp.origin) as session:
+        outcomes = storm(session, idp.resource_url, STORM_THREADS)
+    served = idp.stats().since(before)
+    adapter.close()
+
+    assert outcomes == {"ok": STORM_THREADS}
+    assert served.refresh_calls == 1
+    assert served.refreshes == 1
+    assert served.invalid_grant == 0
+    assert adapter.stats.refreshes == 1
+    # The family was not revoked: the current refresh token still works.
+    current = adapter.store.load()
+    assert current is not None
+    with grant_for(idp, client) as grant:
+        assert grant(current).access_token != current.access_token
+
+
+@pytest.fixture
+def workers() -> Iterator[list[Worker]]:
+    """Worker processes started by a test; all ended at teardown."""
+    started: list[Worker] = []
+    yield started
+    for worker in started:
+        worker.close()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.name != "posix", reason="the workers are POSIX processes")
+def test_processes_sharing_a_file_store_refresh_once_per_generation(
+    idp: IdP, tmp_path: Path, workers: list[Worker]
+) -> None:
+    """4 processes x 8 threads, one token file, 2 s tokens for 10 s: 1.00 calls per generation."""
+    path = tmp_path / "tokens.json"
+    FileTokenStore(path).save(idp.login(PUBLIC))
+    for _ in range(PROCESSES):
+        workers.append(
+            Worker("storm", str(path), idp.origin, PUBLIC.client_id, str(THREADS), str(SECONDS))
+        )
+    for worker in workers:
+        worker.expect("ready", timeout=60)
+    before = idp.stats()
+    started = time.monotonic()
+    for worker in workers:
+        worker.send("go")
+    reports = [worker.result(timeout=SECONDS + 60) for worker in workers]
+    elapsed = time.monotonic() - started
+    served = idp.stats().since(before)
+
+    failures = {
+        outcome: n
+        for report in reports
+        for outcome, n in report["outcomes"].items()
+        if outcome != "ok"
+    }
+    assert failures == {}, (reports, served)
+    assert sum(report["requests"] for report in reports) > PROCESSES * THREADS
+    assert served.invalid_grant == 0, served
+    # 1.00 refresh calls per generation: every call made a generation, one process
+    # made each, and the others adopted it from the file.
+    assert served.refresh_calls == served.refreshes
+    assert sum(report["stats"]["refreshes"] for report in reports) == served.refreshes
+    assert served.refreshes >= SECONDS / idp.access_ttl
+    assert served.refreshes <= elapsed / (idp.access_ttl / 2) + 3
+    # The login is alive at the end.
+    current = FileTokenStore(path).load()
+    assert current is not None
+    with grant_for(idp, PUBLIC) as grant:
+        grant(current)
