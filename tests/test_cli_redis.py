@@ -53,6 +53,7 @@ def test_an_unreachable_server_is_exit_1_without_the_password(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Nothing listening: exit status 1, the server named, its password nowhere."""
+    pytest.importorskip("redis", reason="redis-py is not installed (the redis extra)")
     url = f"redis://:hunter2-pw@127.0.0.1:{free_port()}/0"
     assert main(["token", "show", "--redis", url]) == 1
     captured = capsys.readouterr()
