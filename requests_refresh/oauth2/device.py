@@ -157,6 +157,7 @@ def device_login(
             urls["device_authorization_endpoint"],
             params,
             endpoint="device authorization endpoint",
+            url_name="device_authorization_url",
             allow_insecure_http=allow_insecure_http,
         )
         device_code, code, lifetime = _parse_authorization(answer)

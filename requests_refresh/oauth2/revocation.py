@@ -83,6 +83,7 @@ def revoke_token(
             url,
             params,
             endpoint="revocation endpoint",
+            url_name="revocation_url",
             secrets=(value,),
             allow_insecure_http=allow_insecure_http,
         )
