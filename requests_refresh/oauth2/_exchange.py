@@ -334,9 +334,7 @@ class TokenEndpoint:
                 " error that is not a string",
                 response=response,
             )
-        error = redactor.quote(raw_error, _MAX_ERROR)
-        description = redactor.quote(raw_description) if isinstance(raw_description, str) else None
-        detail = f"{error}: {description}" if description else error
+        error, description, detail = _quote_error(raw_error, raw_description, redactor)
         common: dict[str, Any] = {
             "error": error,
             "error_description": description,
@@ -349,7 +347,7 @@ class TokenEndpoint:
                 " was revoked; sign in again and save the new token to the store",
                 **common,
             )
-        if raw_error in _TRANSIENT_ERRORS or status == 429 or status >= 500:
+        if _is_transient(raw_error, status):
             return TokenEndpointUnavailableError(
                 f"the token endpoint {self.where()} is unavailable ({detail}, HTTP {status})",
                 retry_after=_retry_after(response),
@@ -416,13 +414,12 @@ class TokenEndpoint:
         redactor = _Redactor(secrets, self.client_id, self._client_secret)
         payload, _ = load_json(body) if body.strip() else (None, "")
         if isinstance(payload, dict) and isinstance(payload.get("error"), str):
-            error = redactor.quote(payload["error"], _MAX_ERROR)
-            description = payload.get("error_description")
-            description = redactor.quote(description) if isinstance(description, str) else None
-            detail = f"{error}: {description}" if description else error
+            error, description, detail = _quote_error(
+                payload["error"], payload.get("error_description"), redactor
+            )
             kind = (
                 TokenEndpointUnavailableError
-                if error in _TRANSIENT_ERRORS or status == 429 or status >= 500
+                if _is_transient(payload["error"], status)
                 else TokenEndpointError
             )
             raise kind(
@@ -518,6 +515,21 @@ class _Redactor:
         return "".join(
             char if char.isprintable() else "\N{REPLACEMENT CHARACTER}" for char in text
         )
+
+
+def _quote_error(
+    raw_error: str, raw_description: object, redactor: _Redactor
+) -> tuple[str, str | None, str]:
+    """An OAuth error answer's ``error`` and ``error_description`` fit for a message,
+    and both as one detail (``"invalid_client: bad secret"``)."""
+    error = redactor.quote(raw_error, _MAX_ERROR)
+    description = redactor.quote(raw_description) if isinstance(raw_description, str) else None
+    return error, description, f"{error}: {description}" if description else error
+
+
+def _is_transient(error: str, status: int) -> bool:
+    """Whether an OAuth error answer means "try again later"."""
+    return error in _TRANSIENT_ERRORS or status == 429 or status >= 500
 
 
 def _b64(text: str) -> str:
