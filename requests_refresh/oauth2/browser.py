@@ -26,6 +26,7 @@ import requests
 from ..exceptions import AuthorizationDeniedError, DiscoveryError, LoginError, LoginTimeoutError
 from ..token import Token
 from ._exchange import ClientAuthMethod, TokenEndpoint
+from ._grant import refuse_reserved
 from ._http import quote_server_text
 from .discovery import resolve_endpoints
 
@@ -128,9 +129,7 @@ def browser_login(
         TokenEndpointError, TokenEndpointUnavailableError, InvalidTokenResponseError:
             the code could not be exchanged for a token.
     """
-    reserved = _AUTHORIZATION_PARAMS.intersection(extra_params or ())
-    if reserved:
-        raise ValueError(f"extra_params cannot set {sorted(reserved)}: the flow sets them")
+    refuse_reserved(extra_params, _AUTHORIZATION_PARAMS, "flow")
     if not redirect_path.startswith("/"):
         raise ValueError(f"redirect_path must start with '/', not {redirect_path!r}")
     urls, metadata = resolve_endpoints(

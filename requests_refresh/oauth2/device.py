@@ -25,6 +25,7 @@ from ..exceptions import (
 )
 from ..token import Token
 from ._exchange import RESERVED_PARAMS, ClientAuthMethod, TokenEndpoint
+from ._grant import refuse_reserved
 from ._http import quote_server_text
 from .discovery import resolve_endpoints
 
@@ -128,9 +129,7 @@ def device_login(
         TokenEndpointError, TokenEndpointUnavailableError, InvalidTokenResponseError:
             the server refused the client, or could not be used.
     """
-    reserved = (RESERVED_PARAMS | {"scope"}).intersection(extra_params or ())
-    if reserved:
-        raise ValueError(f"extra_params cannot set {sorted(reserved)}: the flow sets them")
+    refuse_reserved(extra_params, RESERVED_PARAMS | {"scope"}, "flow")
     urls, _ = resolve_endpoints(
         issuer,
         {"device_authorization_endpoint": device_authorization_url, "token_endpoint": token_url},
