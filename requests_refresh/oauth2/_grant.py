@@ -1,4 +1,5 @@
-"""What every refresher grant shares: a token endpoint it owns, and the fields it sends."""
+"""What the grants and flows share: a token endpoint they own, the fields they send, and
+the endpoints' URLs, explicit or discovered from the issuer."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import TypeVar
 import requests
 
 from ._exchange import ClientAuthMethod, TokenEndpoint
+from .discovery import ServerMetadata, resolve_endpoints
 
-__all__ = ["EndpointGrant", "refuse_reserved"]
+__all__ = ["EndpointGrant", "open_endpoint", "refuse_reserved"]
 
 _Grant = TypeVar("_Grant", bound="EndpointGrant")
 
@@ -25,6 +27,48 @@ def refuse_reserved(
     if found:
         hint = " (use scope=)" if "scope" in found else ""
         raise ValueError(f"extra_params cannot set {found}: the {setter} sets them{hint}")
+
+
+def open_endpoint(
+    client_id: str,
+    client_secret: str | None,
+    *,
+    issuer: str | None,
+    urls: Mapping[str, str | None],
+    at: str = "token_endpoint",
+    auth_method: ClientAuthMethod | None,
+    timeout: float,
+    session: requests.Session | None,
+    allow_insecure_http: bool,
+    owner: str,
+) -> tuple[TokenEndpoint, dict[str, str], ServerMetadata | None]:
+    """The client's :class:`TokenEndpoint` at the ``at`` endpoint, and the flow's URLs.
+
+    ``urls`` maps metadata names (``"token_endpoint"``) to the URL the caller passed, or
+    None: the missing ones are discovered from ``issuer`` (see
+    :func:`~requests_refresh.oauth2.discovery.resolve_endpoints`), with the same
+    ``timeout``, ``session`` and ``allow_insecure_http`` as the endpoint. Returns the
+    endpoint (the caller closes it), the URLs by name, and the metadata when it was
+    fetched. ``owner`` names the function in a refusal of plain http.
+    """
+    resolved, metadata = resolve_endpoints(
+        issuer,
+        urls,
+        timeout=timeout,
+        session=session,
+        allow_insecure_http=allow_insecure_http,
+    )
+    endpoint = TokenEndpoint(
+        resolved[at],
+        client_id,
+        client_secret,
+        auth_method=auth_method,
+        timeout=timeout,
+        session=session,
+        allow_insecure_http=allow_insecure_http,
+        owner=owner,
+    )
+    return endpoint, resolved, metadata
 
 
 class EndpointGrant:

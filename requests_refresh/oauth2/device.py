@@ -25,9 +25,8 @@ from ..exceptions import (
 )
 from ..token import Token
 from ._exchange import RESERVED_PARAMS, ClientAuthMethod, TokenEndpoint
-from ._grant import refuse_reserved
+from ._grant import open_endpoint, refuse_reserved
 from ._http import quote_server_text
-from .discovery import resolve_endpoints
 
 __all__ = ["DeviceAuthorization", "device_login"]
 
@@ -130,17 +129,14 @@ def device_login(
             the server refused the client, or could not be used.
     """
     refuse_reserved(extra_params, RESERVED_PARAMS | {"scope"}, "flow")
-    urls, _ = resolve_endpoints(
-        issuer,
-        {"device_authorization_endpoint": device_authorization_url, "token_endpoint": token_url},
-        timeout=http_timeout,
-        session=session,
-        allow_insecure_http=allow_insecure_http,
-    )
-    endpoint = TokenEndpoint(
-        urls["token_endpoint"],
+    endpoint, urls, _ = open_endpoint(
         client_id,
         client_secret,
+        issuer=issuer,
+        urls={
+            "device_authorization_endpoint": device_authorization_url,
+            "token_endpoint": token_url,
+        },
         auth_method=auth_method,
         timeout=http_timeout,
         session=session,
