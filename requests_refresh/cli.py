@@ -185,8 +185,7 @@ def run_login_command(args: argparse.Namespace) -> int:
     """``login``: returns the exit status."""
     problem = _usage_problem(args)
     if problem is not None:
-        print(f"requests-refresh: {problem}", file=sys.stderr)
-        return 2
+        return _fail(problem, 2)
     try:
         secret = _client_secret(args)
         store, where = _open_store(args)
@@ -202,17 +201,12 @@ def run_login_command(args: argparse.Namespace) -> int:
             token = browser_login(args.client_id, **options)
         store.save(token)
     except ValueError as exc:
-        print(f"requests-refresh: {exc}", file=sys.stderr)
-        return 2
+        return _fail(exc, 2)
     except (RequestsRefreshError, ImportError) as exc:
-        print(f"requests-refresh: {exc}", file=sys.stderr)
-        return 1
+        return _fail(exc, 1)
     except KeyboardInterrupt:
-        print("requests-refresh: login cancelled", file=sys.stderr)
-        return 130
-    print(f"signed in; the token is saved in {where}")
-    for name, value in describe_token(token, time.time()):
-        print(f"  {name:<14} {value}")
+        return _fail("login cancelled", 130)
+    _print_token(f"signed in; the token is saved in {where}", token)
     return 0
 
 
@@ -220,30 +214,36 @@ def run_token_command(args: argparse.Namespace) -> int:
     """``token show`` / ``token clear``: returns the exit status."""
     problem = _usage_problem(args)
     if problem is not None:
-        print(f"requests-refresh: {problem}", file=sys.stderr)
-        return 2
+        return _fail(problem, 2)
     try:
         store, where = _open_store(args)
         if args.action == "clear":
             return _clear(args, store, where)
         token = store.load()
     except ValueError as exc:
-        print(f"requests-refresh: {exc}", file=sys.stderr)
-        return 2
+        return _fail(exc, 2)
     except (RequestsRefreshError, ImportError) as exc:
-        print(f"requests-refresh: {exc}", file=sys.stderr)
-        return 1
+        return _fail(exc, 1)
     if token is None:
-        print(
-            f"requests-refresh: no token is stored in {where}: sign in, then save the token"
-            " with store.save(token)",
-            file=sys.stderr,
+        return _fail(
+            f"no token is stored in {where}: sign in, then save the token with store.save(token)",
+            1,
         )
-        return 1
-    print(f"token stored in {where}")
+    _print_token(f"token stored in {where}", token)
+    return 0
+
+
+def _fail(message: object, status: int) -> int:
+    """Print ``message`` as the command's error, on stderr; return the exit ``status``."""
+    print(f"requests-refresh: {message}", file=sys.stderr)
+    return status
+
+
+def _print_token(heading: str, token: Token) -> None:
+    """``heading``, then what :func:`describe_token` says about ``token``, indented."""
+    print(heading)
     for name, value in describe_token(token, time.time()):
         print(f"  {name:<14} {value}")
-    return 0
 
 
 def _clear(args: argparse.Namespace, store: TokenStore, where: str) -> int:

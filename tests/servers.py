@@ -34,9 +34,12 @@ class Seen:
 
 @dataclasses.dataclass(frozen=True)
 class Reply:
+    """What the server sends; with ``per_byte``, that many seconds before each body byte."""
+
     status: int = 200
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     body: bytes = b""
+    per_byte: float | None = None
 
 
 Script = Callable[[Seen], Reply]
@@ -49,6 +52,7 @@ class ScriptedServer:
         self.script = script
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -78,7 +82,17 @@ class ScriptedServer:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(reply.body)))
                 self.end_headers()
-                self.wfile.write(reply.body)
+                if reply.per_byte is None:
+                    self.wfile.write(reply.body)
+                    return
+                try:
+                    for index in range(len(reply.body)):
+                        if outer._stopping.wait(reply.per_byte):
+                            return
+                        self.wfile.write(reply.body[index : index + 1])
+                        self.wfile.flush()
+                except OSError:
+                    return  # the client gave up
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
 
@@ -102,6 +116,7 @@ class ScriptedServer:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self._stopping.set()
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=10)

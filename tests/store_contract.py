@@ -8,21 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from requests_refresh import Token, TokenStore, testing
+from requests_refresh import TokenStore, testing
 
-
-def make_token(n: int = 0, **changes: object) -> Token:
-    """A distinct token per ``n``, with every field set."""
-    fields: dict[str, object] = {
-        "access_token": f"access-{n}-secret",
-        "refresh_token": f"refresh-{n}-secret",
-        "expires_at": 1_900_000_000.5 + n,
-        "issued_at": 1_899_999_000.25 + n,
-        "scope": "read write",
-        "extra": {"id_token": f"id-{n}", "nested": {"k": [1, 2]}},
-    }
-    fields.update(changes)
-    return Token(**fields)  # type: ignore[arg-type]
+#: A distinct token per ``n``, with every field set: the one the shipped contract uses.
+make_token = testing._contract_token
 
 
 class TokenStoreContract(testing.TokenStoreContract):

@@ -191,3 +191,16 @@ def test_an_open_browser_that_raises_ends_the_login(server: AuthorizationServer)
     with pytest.raises(LoginError, match="open_browser raised OSError") as caught:
         browser_login(server.client_id, issuer=server.issuer, open_browser=broken, timeout=30)
     assert isinstance(caught.value.__cause__, OSError)
+
+
+def test_extra_params_may_not_set_what_the_flow_sets(server: AuthorizationServer) -> None:
+    """state or redirect_uri in extra_params is a ValueError naming it; no browser opens."""
+    opened: list[str] = []
+    with pytest.raises(ValueError, match=r"\['redirect_uri', 'state'\]"):
+        browser_login(
+            server.client_id,
+            issuer=server.issuer,
+            open_browser=opened.append,
+            extra_params={"state": "fixed", "redirect_uri": "https://evil.example/"},
+        )
+    assert opened == []

@@ -206,3 +206,14 @@ def test_a_hostile_device_answer_is_refused() -> None:
         )
     assert shown[0].verification_uri_complete is None
     assert shown[0].interval == 1.0
+
+
+def test_extra_params_may_not_set_what_the_flow_sets(server: AuthorizationServer) -> None:
+    """scope or client_id in extra_params is a ValueError naming it, before anything is sent."""
+    with pytest.raises(ValueError, match=r"\['client_id', 'scope'\].*use scope="):
+        device_login(
+            server.client_id,
+            issuer=server.issuer,
+            extra_params={"scope": "admin", "client_id": "other"},
+        )
+    assert server.stats.device_authorizations == 0

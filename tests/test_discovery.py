@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+import time
 
 import pytest
 
@@ -168,6 +169,42 @@ def test_a_slow_server_times_out_with_a_discovery_error() -> None:
                 discover(scripted.url, timeout=0.3)
         finally:
             release.set()
+
+
+def test_a_trickled_document_is_bounded_by_the_timeout() -> None:
+    """A document sent a byte at a time: DiscoveryError within the timeout, not when it ends.
+
+    Protects against: a reader that checks the time only between large reads, which a
+    server sending one byte just inside each read timeout stretches without end.
+    """
+    body = json.dumps({"issuer": "x" * 200}).encode()  # 10 s at this pace
+    with ScriptedServer(lambda seen: Reply(200, {}, body, per_byte=0.05)) as scripted:
+        started = time.monotonic()
+        with pytest.raises(DiscoveryError, match="did not arrive"):
+            discover(scripted.url, timeout=0.5)
+        assert time.monotonic() - started < 0.5 + 2.0
+
+
+def test_deeply_nested_metadata_is_refused() -> None:
+    """A document nesting arrays 100 deep is refused, as a token response would be."""
+    holder: dict[str, str] = {}
+
+    def answer(seen: Seen) -> Reply:
+        nested = "[" * 100 + "]" * 100
+        text = '{"issuer": ' + json.dumps(holder["issuer"]) + ', "x": ' + nested + "}"
+        return Reply(200, {"Content-Type": "application/json"}, text.encode())
+
+    with ScriptedServer(answer) as scripted:
+        holder["issuer"] = scripted.url
+        with pytest.raises(DiscoveryError, match="nested"):
+            discover(scripted.url)
+
+
+def test_metadata_is_asked_for_uncompressed() -> None:
+    """Accept-Encoding: identity, so that the size limit counts what the server sends."""
+    with ScriptedServer(lambda seen: Reply(404)) as scripted, pytest.raises(DiscoveryError):
+        discover(scripted.url)
+    assert {seen.headers["accept-encoding"] for seen in scripted.seen} == {"identity"}
 
 
 def test_plain_http_to_another_host_is_refused() -> None:

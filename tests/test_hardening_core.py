@@ -29,11 +29,13 @@ from requests_refresh import (
     InvalidTokenResponseError,
     LoginRequiredError,
     MemoryTokenStore,
+    RedisTokenStore,
     RefreshAdapter,
     RefreshError,
     RefreshTokenGrant,
     Token,
     TokenEndpointUnavailableError,
+    TokenStore,
 )
 from requests_refresh.coordinator import Coordinator
 from requests_refresh.testing import AuthorizationServer
@@ -391,15 +393,23 @@ def test_a_child_forked_during_a_refresh_refreshes_for_itself(
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork with threads
-def test_a_child_forked_while_a_thread_holds_the_file_store_lock_works(
-    server: AuthorizationServer, tmp_path: Path
+@pytest.mark.parametrize("kind", ["file", "redis"])
+def test_a_child_forked_while_a_thread_holds_a_store_lock_works(
+    server: AuthorizationServer, tmp_path: Path, kind: str, request: pytest.FixtureRequest
 ) -> None:
-    """A child forked while a thread holds a FileTokenStore's lock refreshes after it.
+    """A child forked while a thread holds a FileTokenStore's or RedisTokenStore's lock
+    refreshes after it.
 
     Protects against: the child inheriting the store's thread lock held by a thread it
     does not have, and failing every refresh with a lock timeout.
     """
-    store = FileTokenStore(tmp_path / "tokens.json", lock_timeout=3.0)
+    store: TokenStore
+    if kind == "file":
+        store = FileTokenStore(tmp_path / "tokens.json", lock_timeout=3.0)
+    else:
+        redis_server = request.getfixturevalue("redis_server")
+        store = RedisTokenStore(redis_server.url, f"fork-{os.getpid()}", lock_timeout=3.0)
+        store.clear()
     store.save(expired(server.login()))
     adapter = RefreshAdapter(
         store=store, refresher=RefreshTokenGrant(server.token_url, server.client_id)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from requests_refresh import (
     InvalidGrantError,
     RefreshTokenGrant,
     TokenEndpointError,
+    TokenEndpointUnavailableError,
     revoke_token,
 )
 from requests_refresh.testing import AuthorizationServer
+
+from .servers import Reply, ScriptedServer
 
 
 def test_revoking_the_refresh_token_ends_the_login(server: AuthorizationServer) -> None:
@@ -41,3 +46,18 @@ def test_a_refused_client_is_a_typed_error_without_the_token(
     assert "revocation endpoint" in str(caught.value)
     assert token.refresh_token is not None
     assert token.refresh_token not in str(caught.value)
+
+
+def test_a_trickled_answer_is_bounded_by_the_timeout() -> None:
+    """A revocation answer sent a byte at a time: TokenEndpointUnavailableError in time.
+
+    Protects against: the revocation endpoint reading its answer with a weaker bound
+    than the token endpoint, so that a trickling server holds a sign-out for minutes.
+    """
+    trickle = Reply(200, {}, b" " * 200, per_byte=0.05)  # 10 s at this pace
+    with ScriptedServer(lambda seen: trickle) as scripted:
+        started = time.monotonic()
+        with pytest.raises(TokenEndpointUnavailableError, match="exceeded the timeout"):
+            revoke_token("rt-x", "app", revocation_url=scripted.url + "/revoke", timeout=0.5)
+        assert time.monotonic() - started < 0.5 + 2.0
+    assert scripted.seen[0].headers["accept-encoding"] == "identity"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import email.utils
-import json
 import math
 import ssl
 import time
@@ -20,7 +19,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 import requests
-import urllib3
 
 from .._transport import require_safe_transport
 from ..exceptions import (
@@ -31,7 +29,17 @@ from ..exceptions import (
     TokenEndpointUnavailableError,
 )
 from ..token import Token, is_auth_scheme
-from ._http import BodyTooLargeError, parse_json, read_body, where
+from ._http import (
+    JSON_HEADERS,
+    MAX_BODY,
+    BodyBrokenError,
+    BodyTimeoutError,
+    BodyTooLargeError,
+    load_json,
+    read_body,
+    total_seconds,
+    where,
+)
 
 __all__ = ["ClientAuthMethod", "TokenEndpoint"]
 
@@ -53,10 +61,6 @@ _REDACTED = "<redacted>"
 #: The largest token endpoint answer read. A token response is a few kilobytes; JWTs
 #: with many claims stay well under this.
 MAX_RESPONSE_BYTES = 1 << 20
-#: The deepest nesting of JSON arrays and objects accepted in an answer. Deeper ones are
-#: refused before anything recurses over them (a store's json.dumps, a copy).
-MAX_JSON_DEPTH = 32
-_CHUNK = 16384
 # Request headers that carry credentials: dropped from a request attached to an error.
 _CREDENTIAL_HEADERS = ("Authorization", "Proxy-Authorization", "Cookie")
 
@@ -129,8 +133,7 @@ class TokenEndpoint:
 
     def where(self) -> str:
         """The endpoint's URL without query or credentials, for messages."""
-        parts = urllib.parse.urlsplit(self.token_url)
-        return f"{parts.scheme}://{parts.hostname or ''}{_port(parts)}{parts.path}"
+        return where(self.token_url)
 
     def exchange(
         self,
@@ -170,108 +173,77 @@ class TokenEndpoint:
                 type not in ``token_types``. With ``rotated_token`` set when it carried
                 a new refresh token and ``make_rotated_token`` was given.
         """
+        redactor = _Redactor(secrets, self.client_id, self._client_secret)
+        started = time.time()
+        response, body = self._send(
+            self.token_url,
+            params,
+            place=f"token endpoint {self.where()}",
+            url_name="token_url",
+            limit=MAX_RESPONSE_BYTES,
+            retry_hint="a cool-off follows",
+        )
+        _scrub(response, body, redactor)
+        return self._parse(
+            response, body, params.get("grant_type", ""), redactor, started, make_rotated_token
+        )
+
+    def _send(
+        self,
+        url: str,
+        params: Mapping[str, str],
+        *,
+        place: str,
+        url_name: str,
+        limit: int,
+        retry_hint: str,
+    ) -> tuple[requests.Response, bytes | None]:
+        """POST ``params`` and the client's credentials to ``url``; read the answer.
+
+        The whole exchange, from connecting to the last byte of the answer, is bounded
+        by ``timeout`` (at worst by one more read timeout while the server sends its
+        headers); no redirect is followed. ``place`` names the endpoint in messages
+        (``"token endpoint https://..."``), ``url_name`` the argument that sets its URL,
+        ``retry_hint`` what follows a timeout. The body is None when it is over ``limit``
+        bytes, and not read further.
+
+        Raises:
+            TokenEndpointUnavailableError: the exchange exceeded its timeout, no
+                connection, or a connection broken mid-answer.
+            TokenEndpointError: a TLS failure (a configuration problem, with no status).
+            RefreshError: any other failure to send.
+        """
         data = dict(params)
         auth = self._client_auth(data)
-        redactor = _Redactor(secrets, self.client_id, self._client_secret)
-        total = _total_seconds(self.timeout)
-        started = time.time()
+        total = total_seconds(self.timeout)
         deadline = time.monotonic() + total
         try:
             response = self._session.post(
-                self.token_url,
+                url,
                 data=data,
                 auth=auth,
-                # identity: the size limit counts what the server sends, and no
-                # decompression bomb hides behind it.
-                headers={"Accept": "application/json", "Accept-Encoding": "identity"},
+                headers=JSON_HEADERS,
                 timeout=self.timeout,
                 allow_redirects=False,
                 stream=True,
             )
         except requests.RequestException as exc:
             _scrub_exception(exc)
-            raise self._transport_error(exc, total) from exc
+            raise _transport_error(exc, place, url_name, total, retry_hint) from exc
         with response:
-            body = self._read(response, deadline, total)
-            _scrub(response, body, redactor)
-            return self._parse(
-                response, body, data.get("grant_type", ""), redactor, started, make_rotated_token
-            )
-
-    def _transport_error(self, exc: requests.RequestException, total: float) -> RefreshError:
-        """The error for a request that got no answer."""
-        if isinstance(exc, requests.exceptions.SSLError):
-            # Not transient: retrying will not make the certificate trusted.
-            if _caused_by(exc, ssl.SSLCertVerificationError):
-                return TokenEndpointError(
-                    f"TLS certificate verification failed for the token endpoint"
-                    f" {self.where()}: its certificate is not trusted, or not valid for that"
-                    " host. Check the host name in token_url and the CA bundle: for a private"
-                    " CA, set REQUESTS_CA_BUNDLE to its file, or pass session= with a session"
-                    " whose verify= names it (and trust_env=False if REQUESTS_CA_BUNDLE is"
-                    " set: requests lets it win over verify=)"
-                )
-            return TokenEndpointError(
-                f"the TLS handshake with the token endpoint {self.where()} failed: check"
-                " that token_url is https on a TLS port, the CA bundle, and the client"
-                " certificate if the server requires one (pass session= with a session"
-                " whose verify= and cert= are set)"
-            )
-        if isinstance(exc, requests.Timeout):
-            return TokenEndpointUnavailableError(self._timeout_message(total))
-        if isinstance(exc, requests.ConnectionError):
-            return TokenEndpointUnavailableError(
-                f"could not connect to the token endpoint {self.where()}"
-            )
-        return RefreshError(
-            f"the request to the token endpoint {self.where()} failed ({type(exc).__name__})"
-        )
-
-    def _timeout_message(self, total: float) -> str:
-        return (
-            f"the exchange with the token endpoint {self.where()} exceeded the timeout of"
-            f" {total:g} s: the server did not answer in time; a cool-off follows"
-        )
-
-    def _read(self, response: requests.Response, deadline: float, total: float) -> bytes | None:
-        """The answer's body, read by the deadline; None when it is over the size limit.
-
-        Raises:
-            TokenEndpointUnavailableError: the deadline passed, or the connection broke.
-        """
-        declared = response.headers.get("Content-Length", "").strip()
-        if (
-            declared.isascii()
-            and declared.isdigit()
-            and (len(declared) > 12 or int(declared) > MAX_RESPONSE_BYTES)
-        ):
-            return None
-        raw = response.raw
-        # urllib3 2 has read1: whatever has arrived, up to n bytes. read(n) waits for all
-        # n bytes, but no longer than the socket timeout set for it.
-        read = getattr(raw, "read1", None) or raw.read
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TokenEndpointUnavailableError(self._timeout_message(total))
-            _limit_next_read(raw, remaining)
             try:
-                chunk = read(_CHUNK)
-            except (TimeoutError, urllib3.exceptions.TimeoutError) as exc:
-                raise TokenEndpointUnavailableError(self._timeout_message(total)) from exc
-            except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
+                return response, read_body(response, limit=limit, deadline=deadline)
+            except BodyTooLargeError:
+                return response, None
+            except BodyTimeoutError as exc:
                 raise TokenEndpointUnavailableError(
-                    f"the connection to the token endpoint {self.where()} broke while it"
-                    f" answered ({type(exc).__name__})"
+                    _timeout_message(place, total, retry_hint)
                 ) from exc
-            if not chunk:
-                return b"".join(chunks)
-            size += len(chunk)
-            if size > MAX_RESPONSE_BYTES:
-                return None
-            chunks.append(chunk)
+            except BodyBrokenError as exc:
+                raise TokenEndpointUnavailableError(
+                    f"the connection to the {place} broke while it answered"
+                    f" ({type(exc.__cause__).__name__})"
+                ) from exc
 
     def _parse(
         self,
@@ -286,7 +258,7 @@ class TokenEndpoint:
         payload: Any = None
         problem = f"a body over {MAX_RESPONSE_BYTES >> 20} MiB"
         if body is not None:
-            payload, problem = _load_json(body)
+            payload, problem = load_json(body)
         if isinstance(payload, dict) and "error" in payload:
             raise self._error(payload, response, grant_type, redactor)
         oversized = "" if body is not None else f", with {problem}"
@@ -362,9 +334,7 @@ class TokenEndpoint:
                 " error that is not a string",
                 response=response,
             )
-        error = redactor.quote(raw_error, _MAX_ERROR)
-        description = redactor.quote(raw_description) if isinstance(raw_description, str) else None
-        detail = f"{error}: {description}" if description else error
+        error, description, detail = _quote_error(raw_error, raw_description, redactor)
         common: dict[str, Any] = {
             "error": error,
             "error_description": description,
@@ -377,7 +347,7 @@ class TokenEndpoint:
                 " was revoked; sign in again and save the new token to the store",
                 **common,
             )
-        if raw_error in _TRANSIENT_ERRORS or status == 429 or status >= 500:
+        if _is_transient(raw_error, status):
             return TokenEndpointUnavailableError(
                 f"the token endpoint {self.where()} is unavailable ({detail}, HTTP {status})",
                 retry_after=_retry_after(response),
@@ -401,6 +371,7 @@ class TokenEndpoint:
         params: Mapping[str, str],
         *,
         endpoint: str,
+        url_name: str = "the endpoint's URL",
         secrets: Iterable[str | None] = (),
         allow_insecure_http: bool = False,
     ) -> dict[str, Any] | None:
@@ -409,58 +380,46 @@ class TokenEndpoint:
         For the endpoints that authenticate the client as the token endpoint does but do
         not answer with a token: device authorization (RFC 8628 section 3.1) and
         revocation (RFC 7009 section 2.1). ``endpoint`` names it in messages (``"the
-        revocation endpoint"``). The answer is read up to 64 KiB, within ``timeout``
-        in all; no redirect is followed.
+        revocation endpoint"``), ``url_name`` the argument that sets its URL. The answer
+        is read as the token endpoint's is (bounded in time as a whole, JSON nested at
+        most 32 deep), up to 64 KiB; no redirect is followed.
 
         Returns:
             The JSON object answered, or None for a success with an empty body.
 
         Raises:
-            TokenEndpointUnavailableError: 429, 5xx, a timeout or no connection.
-            TokenEndpointError: an OAuth error answer, or any other 4xx or redirect.
-            InvalidTokenResponseError: a success whose body is neither empty nor a JSON object.
+            TokenEndpointUnavailableError: 429, 5xx, a timeout, no connection, or a
+                connection broken mid-answer.
+            TokenEndpointError: an OAuth error answer, any other 4xx or redirect, or a
+                TLS failure.
+            InvalidTokenResponseError: a body over 64 KiB, or a success whose body is
+                neither empty nor a JSON object.
         """
         if not allow_insecure_http:
             require_safe_transport(url, configure=self.owner)
-        data = dict(params)
-        auth = self._client_auth(data)
         place = f"{endpoint} {where(url)}"
-        total = sum(self.timeout) if isinstance(self.timeout, tuple) else self.timeout
-        deadline = time.monotonic() + total
-        try:
-            with self._session.post(
-                url,
-                data=data,
-                auth=auth,
-                headers={"Accept": "application/json"},
-                timeout=self.timeout,
-                allow_redirects=False,
-                stream=True,
-            ) as response:
-                body = read_body(response, deadline=deadline)
-        except requests.Timeout as exc:
-            raise TokenEndpointUnavailableError(
-                f"the {place} did not answer within {self.timeout} s"
-            ) from exc
-        except requests.ConnectionError as exc:
-            raise TokenEndpointUnavailableError(f"could not connect to the {place}") from exc
-        except BodyTooLargeError as exc:
-            raise InvalidTokenResponseError(f"the {place} answered too much: {exc}") from None
-        except requests.RequestException as exc:
-            raise RefreshError(
-                f"the request to the {place} failed ({type(exc).__name__})"
-            ) from exc
+        response, body = self._send(
+            url,
+            params,
+            place=place,
+            url_name=url_name,
+            limit=MAX_BODY,
+            retry_hint="try again later",
+        )
+        if body is None:
+            raise InvalidTokenResponseError(
+                f"the {place} answered too much: more than {MAX_BODY} bytes"
+            )
         status = response.status_code
         redactor = _Redactor(secrets, self.client_id, self._client_secret)
-        payload = parse_json(body) if body.strip() else None
+        payload, _ = load_json(body) if body.strip() else (None, "")
         if isinstance(payload, dict) and isinstance(payload.get("error"), str):
-            error = redactor.quote(payload["error"], _MAX_ERROR)
-            description = payload.get("error_description")
-            description = redactor.quote(description) if isinstance(description, str) else None
-            detail = f"{error}: {description}" if description else error
+            error, description, detail = _quote_error(
+                payload["error"], payload.get("error_description"), redactor
+            )
             kind = (
                 TokenEndpointUnavailableError
-                if error in _TRANSIENT_ERRORS or status == 429 or status >= 500
+                if _is_transient(payload["error"], status)
                 else TokenEndpointError
             )
             raise kind(
@@ -558,60 +517,23 @@ class _Redactor:
         )
 
 
+def _quote_error(
+    raw_error: str, raw_description: object, redactor: _Redactor
+) -> tuple[str, str | None, str]:
+    """An OAuth error answer's ``error`` and ``error_description`` fit for a message,
+    and both as one detail (``"invalid_client: bad secret"``)."""
+    error = redactor.quote(raw_error, _MAX_ERROR)
+    description = redactor.quote(raw_description) if isinstance(raw_description, str) else None
+    return error, description, f"{error}: {description}" if description else error
+
+
+def _is_transient(error: str, status: int) -> bool:
+    """Whether an OAuth error answer means "try again later"."""
+    return error in _TRANSIENT_ERRORS or status == 429 or status >= 500
+
+
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode().rstrip("=")
-
-
-def _total_seconds(timeout: float | tuple[float, float]) -> float:
-    """The whole exchange's time budget: the timeout, or connect + read."""
-    if isinstance(timeout, tuple):
-        return float(sum(timeout))
-    return float(timeout)
-
-
-def _limit_next_read(raw: Any, remaining: float) -> None:
-    """Let the next read on the answer's socket wait no longer than ``remaining`` seconds.
-
-    Best effort: the socket is reached through urllib3's response (``connection``, or
-    ``_connection`` before urllib3 2); without it each read waits up to the read timeout.
-    urllib3 sets the timeout again before the connection's next request.
-    """
-    connection = getattr(raw, "connection", None) or getattr(raw, "_connection", None)
-    sock = getattr(connection, "sock", None)
-    if sock is not None:
-        try:
-            current = sock.gettimeout()
-            sock.settimeout(remaining if current is None else min(current, remaining))
-        except OSError:
-            pass
-
-
-def _load_json(body: bytes) -> tuple[Any, str]:
-    """The parsed body, or None and what is wrong with it."""
-    try:
-        payload = json.loads(body)
-    except RecursionError:
-        return None, "a JSON body nested too deeply"
-    except ValueError:  # not JSON, not UTF-8, or an integer of thousands of digits
-        return None, "a body that is not JSON"
-    if _nested_deeper_than(payload, MAX_JSON_DEPTH):
-        return None, f"a JSON body nested more than {MAX_JSON_DEPTH} deep"
-    return payload, ""
-
-
-def _nested_deeper_than(value: Any, limit: int) -> bool:
-    """Whether arrays and objects in ``value`` nest more than ``limit`` deep. No recursion."""
-    level: list[Any] = [value]
-    for _ in range(limit + 1):
-        level = [
-            child
-            for item in level
-            if isinstance(item, (dict, list))
-            for child in (item.values() if isinstance(item, dict) else item)
-        ]
-        if not level:
-            return False
-    return any(isinstance(item, (dict, list)) for item in level)
 
 
 def _scrub(response: requests.Response, body: bytes | None, redactor: _Redactor) -> None:
@@ -642,6 +564,39 @@ def _scrub_exception(exc: requests.RequestException) -> None:
         _scrub_request(request)
 
 
+def _transport_error(
+    exc: requests.RequestException, place: str, url_name: str, total: float, retry_hint: str
+) -> RefreshError:
+    """The error for a request to the ``place`` endpoint that got no answer."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        # Not transient: retrying will not make the certificate trusted.
+        if _caused_by(exc, ssl.SSLCertVerificationError):
+            return TokenEndpointError(
+                f"TLS certificate verification failed for the {place}: its certificate is"
+                f" not trusted, or not valid for that host. Check the host name in {url_name}"
+                " and the CA bundle: for a private CA, set REQUESTS_CA_BUNDLE to its file, or"
+                " pass session= with a session whose verify= names it (and trust_env=False"
+                " if REQUESTS_CA_BUNDLE is set: requests lets it win over verify=)"
+            )
+        return TokenEndpointError(
+            f"the TLS handshake with the {place} failed: check that {url_name} is https on"
+            " a TLS port, the CA bundle, and the client certificate if the server requires"
+            " one (pass session= with a session whose verify= and cert= are set)"
+        )
+    if isinstance(exc, requests.Timeout):
+        return TokenEndpointUnavailableError(_timeout_message(place, total, retry_hint))
+    if isinstance(exc, requests.ConnectionError):
+        return TokenEndpointUnavailableError(f"could not connect to the {place}")
+    return RefreshError(f"the request to the {place} failed ({type(exc).__name__})")
+
+
+def _timeout_message(place: str, total: float, retry_hint: str) -> str:
+    return (
+        f"the exchange with the {place} exceeded the timeout of {total:g} s: the server"
+        f" did not answer in time; {retry_hint}"
+    )
+
+
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
     """Whether ``kind`` is among ``exc``'s causes, arguments and urllib3 reasons."""
     seen: set[int] = set()
@@ -655,14 +610,6 @@ def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
         seen.add(id(item))
         todo.extend((item.__cause__, item.__context__, getattr(item, "reason", None), *item.args))
     return False
-
-
-def _port(parts: urllib.parse.SplitResult) -> str:
-    try:
-        port = parts.port
-    except ValueError:
-        return ""
-    return "" if port is None else f":{port}"
 
 
 def _form_encode(value: str) -> str:

@@ -26,8 +26,8 @@ import requests
 from ..exceptions import AuthorizationDeniedError, DiscoveryError, LoginError, LoginTimeoutError
 from ..token import Token
 from ._exchange import ClientAuthMethod, TokenEndpoint
+from ._grant import open_endpoint, refuse_reserved
 from ._http import quote_server_text
-from .discovery import resolve_endpoints
 
 __all__ = ["browser_login", "open_in_browser"]
 
@@ -128,37 +128,58 @@ def browser_login(
         TokenEndpointError, TokenEndpointUnavailableError, InvalidTokenResponseError:
             the code could not be exchanged for a token.
     """
-    reserved = _AUTHORIZATION_PARAMS.intersection(extra_params or ())
-    if reserved:
-        raise ValueError(f"extra_params cannot set {sorted(reserved)}: the flow sets them")
+    refuse_reserved(extra_params, _AUTHORIZATION_PARAMS, "flow")
     if not redirect_path.startswith("/"):
         raise ValueError(f"redirect_path must start with '/', not {redirect_path!r}")
-    urls, metadata = resolve_endpoints(
-        issuer,
-        {"authorization_endpoint": authorization_url, "token_endpoint": token_url},
-        timeout=http_timeout,
-        session=session,
-        allow_insecure_http=allow_insecure_http,
-    )
-    if (
-        metadata is not None
-        and metadata.code_challenge_methods_supported
-        and "S256" not in metadata.code_challenge_methods_supported
-    ):
-        raise DiscoveryError(
-            f"the metadata of {metadata.issuer} does not list PKCE S256 in"
-            " code_challenge_methods_supported, which the browser login needs"
-        )
-    endpoint = TokenEndpoint(
-        urls["token_endpoint"],
+    endpoint, urls, metadata = open_endpoint(
         client_id,
         client_secret,
+        issuer=issuer,
+        urls={"authorization_endpoint": authorization_url, "token_endpoint": token_url},
         auth_method=auth_method,
         timeout=http_timeout,
         session=session,
         allow_insecure_http=allow_insecure_http,
         owner="browser_login()",
     )
+    with contextlib.closing(endpoint):
+        if (
+            metadata is not None
+            and metadata.code_challenge_methods_supported
+            and "S256" not in metadata.code_challenge_methods_supported
+        ):
+            raise DiscoveryError(
+                f"the metadata of {metadata.issuer} does not list PKCE S256 in"
+                " code_challenge_methods_supported, which the browser login needs"
+            )
+        return _sign_in(
+            endpoint,
+            urls["authorization_endpoint"],
+            client_id,
+            scope=scope,
+            extra_params=extra_params,
+            open_browser=open_browser,
+            port=port,
+            redirect_path=redirect_path,
+            timeout=timeout,
+            issuer=issuer,
+        )
+
+
+def _sign_in(
+    endpoint: TokenEndpoint,
+    authorization_url: str,
+    client_id: str,
+    *,
+    scope: str | None,
+    extra_params: Mapping[str, str] | None,
+    open_browser: Callable[[str], object] | None,
+    port: int,
+    redirect_path: str,
+    timeout: float,
+    issuer: str | None,
+) -> Token:
+    """The loopback listener, the browser, and the code's exchange at ``endpoint``."""
     verifier = secrets.token_urlsafe(64)  # 86 characters of [A-Za-z0-9_-] (RFC 7636 4.1)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
     state = secrets.token_urlsafe(32)
@@ -176,8 +197,11 @@ def browser_login(
         if scope is not None:
             params["scope"] = scope
         params.update(extra_params or {})
-        base = urls["authorization_endpoint"]
-        url = base + ("&" if "?" in base else "?") + urllib.parse.urlencode(params)
+        url = (
+            authorization_url
+            + ("&" if "?" in authorization_url else "?")
+            + urllib.parse.urlencode(params)
+        )
         listener.start()
         listener.open(open_browser or open_in_browser, url)
         code = listener.wait(timeout)
@@ -192,7 +216,6 @@ def browser_login(
         )
     finally:
         listener.stop()
-        endpoint.close()
 
 
 class _Listener:

@@ -7,13 +7,15 @@ from collections.abc import Mapping
 import requests
 
 from ..token import Token
-from ._exchange import RESERVED_PARAMS, ClientAuthMethod, TokenEndpoint
+from ._exchange import RESERVED_PARAMS, ClientAuthMethod
+from ._grant import EndpointGrant
+from ._http import total_seconds
 from .discovery import resolve_endpoints
 
 __all__ = ["ClientCredentialsGrant"]
 
 
-class ClientCredentialsGrant:
+class ClientCredentialsGrant(EndpointGrant):
     """Gets a new token with the client's own credentials, for machine-to-machine APIs.
 
     Pass it as the adapter's ``refresher``. It needs no stored token: an adapter whose
@@ -60,23 +62,18 @@ class ClientCredentialsGrant:
         session: requests.Session | None = None,
         allow_insecure_http: bool = False,
     ) -> None:
-        reserved = (RESERVED_PARAMS | {"scope"}).intersection(extra_params or ())
-        if reserved:
-            raise ValueError(
-                f"extra_params cannot set {sorted(reserved)}: the grant sets them (use scope=)"
-            )
-        self.endpoint = TokenEndpoint(
+        super().__init__(
             token_url,
             client_id,
             client_secret,
+            reserved=RESERVED_PARAMS | {"scope"},
             auth_method=auth_method,
+            scope=scope,
+            extra_params=extra_params,
             timeout=timeout,
             session=session,
             allow_insecure_http=allow_insecure_http,
-            owner=type(self).__name__,
         )
-        self.scope = scope
-        self.extra_params = dict(extra_params or {})
 
     @classmethod
     def from_issuer(
@@ -100,7 +97,7 @@ class ClientCredentialsGrant:
         urls, _ = resolve_endpoints(
             issuer,
             {"token_endpoint": None},
-            timeout=sum(timeout) if isinstance(timeout, tuple) else timeout,
+            timeout=total_seconds(timeout),
             session=session,
             allow_insecure_http=allow_insecure_http,
         )
@@ -116,31 +113,11 @@ class ClientCredentialsGrant:
             allow_insecure_http=allow_insecure_http,
         )
 
-    @property
-    def token_url(self) -> str:
-        """The token endpoint."""
-        return self.endpoint.token_url
-
-    @property
-    def client_id(self) -> str:
-        """The client identifier."""
-        return self.endpoint.client_id
-
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(token_url={self.token_url!r}, client_id={self.client_id!r},"
             f" scope={self.scope!r})"
         )
-
-    def __enter__(self) -> ClientCredentialsGrant:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the grant's own session (not one that was passed in)."""
-        self.endpoint.close()
 
     def acquire(self) -> Token:
         """Get a new token: one POST with ``grant_type=client_credentials``.
@@ -152,11 +129,7 @@ class ClientCredentialsGrant:
             TokenEndpointError, TokenEndpointUnavailableError, InvalidTokenResponseError:
                 as for :class:`RefreshTokenGrant`.
         """
-        params = {"grant_type": "client_credentials"}
-        if self.scope is not None:
-            params["scope"] = self.scope
-        params.update(self.extra_params)
-        return self.endpoint.exchange(params)
+        return self.endpoint.exchange(self._params({"grant_type": "client_credentials"}))
 
     def __call__(self, token: Token) -> Token:
         """Replace ``token`` (whatever it holds) with a new one from :meth:`acquire`."""

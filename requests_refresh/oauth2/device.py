@@ -25,8 +25,8 @@ from ..exceptions import (
 )
 from ..token import Token
 from ._exchange import RESERVED_PARAMS, ClientAuthMethod, TokenEndpoint
+from ._grant import open_endpoint, refuse_reserved
 from ._http import quote_server_text
-from .discovery import resolve_endpoints
 
 __all__ = ["DeviceAuthorization", "device_login"]
 
@@ -128,20 +128,15 @@ def device_login(
         TokenEndpointError, TokenEndpointUnavailableError, InvalidTokenResponseError:
             the server refused the client, or could not be used.
     """
-    reserved = (RESERVED_PARAMS | {"scope"}).intersection(extra_params or ())
-    if reserved:
-        raise ValueError(f"extra_params cannot set {sorted(reserved)}: the flow sets them")
-    urls, _ = resolve_endpoints(
-        issuer,
-        {"device_authorization_endpoint": device_authorization_url, "token_endpoint": token_url},
-        timeout=http_timeout,
-        session=session,
-        allow_insecure_http=allow_insecure_http,
-    )
-    endpoint = TokenEndpoint(
-        urls["token_endpoint"],
+    refuse_reserved(extra_params, RESERVED_PARAMS | {"scope"}, "flow")
+    endpoint, urls, _ = open_endpoint(
         client_id,
         client_secret,
+        issuer=issuer,
+        urls={
+            "device_authorization_endpoint": device_authorization_url,
+            "token_endpoint": token_url,
+        },
         auth_method=auth_method,
         timeout=http_timeout,
         session=session,
@@ -157,6 +152,7 @@ def device_login(
             urls["device_authorization_endpoint"],
             params,
             endpoint="device authorization endpoint",
+            url_name="device_authorization_url",
             allow_insecure_http=allow_insecure_http,
         )
         device_code, code, lifetime = _parse_authorization(answer)

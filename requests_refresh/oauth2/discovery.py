@@ -19,7 +19,17 @@ import requests
 
 from .._transport import require_safe_transport
 from ..exceptions import DiscoveryError
-from ._http import BodyTooLargeError, origin_of, parse_json, quote_server_text, read_body, where
+from ._http import (
+    JSON_HEADERS,
+    BodyBrokenError,
+    BodyTimeoutError,
+    BodyTooLargeError,
+    load_json,
+    origin_of,
+    quote_server_text,
+    read_body,
+    where,
+)
 
 __all__ = ["ServerMetadata", "discover"]
 
@@ -193,9 +203,9 @@ def discover(
         allow_insecure_http: allow a plain http issuer that is not loopback.
 
     Raises:
-        DiscoveryError: no document, a document that is not JSON or too large (64 KiB),
-            the wrong issuer, a field of the wrong type, a redirect to another origin,
-            or the server could not be reached (the cause is chained).
+        DiscoveryError: no document, a document that is not JSON, nested too deep or
+            too large (64 KiB), the wrong issuer, a field of the wrong type, a redirect
+            to another origin, or the server could not be reached (the cause is chained).
         InsecureTransportError: ``issuer`` is plain http to a host that is not loopback.
     """
     parts = urllib.parse.urlsplit(issuer)
@@ -239,7 +249,7 @@ def _fetch(
         try:
             with session.get(
                 url,
-                headers={"Accept": "application/json"},
+                headers=JSON_HEADERS,
                 timeout=remaining,
                 allow_redirects=False,
                 stream=True,
@@ -247,7 +257,7 @@ def _fetch(
                 status = response.status_code
                 location = response.headers.get("Location")
                 body = b"" if status >= 300 else read_body(response, deadline=deadline)
-        except requests.Timeout as exc:
+        except (requests.Timeout, BodyTimeoutError) as exc:
             raise DiscoveryError(
                 f"the metadata at {where(url)} did not arrive within {timeout} s: check the"
                 " issuer, or raise timeout"
@@ -256,6 +266,11 @@ def _fetch(
             raise DiscoveryError(
                 f"could not connect to {where(url)} to fetch the server's metadata: check"
                 " the issuer URL and the network"
+            ) from exc
+        except BodyBrokenError as exc:
+            raise DiscoveryError(
+                f"the connection broke while the metadata at {where(url)} arrived"
+                f" ({type(exc.__cause__).__name__}): try again later"
             ) from exc
         except BodyTooLargeError as exc:
             raise DiscoveryError(f"the metadata at {where(url)} is too large: {exc}") from None
@@ -279,10 +294,11 @@ def _fetch(
                 f"the metadata at {where(url)} could not be fetched (HTTP {status}): try"
                 " again later"
             )
-        document = parse_json(body)
+        document, problem = load_json(body)
         if not isinstance(document, dict):
+            detail = f" ({problem})" if problem else ""
             raise DiscoveryError(
-                f"the metadata at {where(url)} is not a JSON object: check the issuer URL"
+                f"the metadata at {where(url)} is not a JSON object{detail}: check the issuer URL"
             )
         return document
     raise DiscoveryError(f"the metadata at {where(url)} redirects too many times")

@@ -9,12 +9,13 @@ import requests
 
 from ..exceptions import NoTokenError
 from ..token import Token
-from ._exchange import RESERVED_PARAMS, ClientAuthMethod, TokenEndpoint
+from ._exchange import RESERVED_PARAMS, ClientAuthMethod
+from ._grant import EndpointGrant
 
 __all__ = ["RefreshTokenGrant"]
 
 
-class RefreshTokenGrant:
+class RefreshTokenGrant(EndpointGrant):
     """Exchanges a refresh token for a new token at an OAuth 2.0 token endpoint.
 
     Pass it as the adapter's ``refresher``. It uses its own :class:`requests.Session`
@@ -76,32 +77,19 @@ class RefreshTokenGrant:
         allow_insecure_http: bool = False,
         token_types: Iterable[str] = ("Bearer",),
     ) -> None:
-        reserved = (RESERVED_PARAMS | {"refresh_token"}).intersection(extra_params or ())
-        if reserved:
-            raise ValueError(f"extra_params cannot set {sorted(reserved)}: the grant sets them")
-        self.endpoint = TokenEndpoint(
+        super().__init__(
             token_url,
             client_id,
             client_secret,
+            reserved=RESERVED_PARAMS | {"refresh_token"},
             auth_method=auth_method,
+            scope=scope,
+            extra_params=extra_params,
             timeout=timeout,
             session=session,
             allow_insecure_http=allow_insecure_http,
-            owner=type(self).__name__,
             token_types=token_types,
         )
-        self.scope = scope
-        self.extra_params = dict(extra_params or {})
-
-    @property
-    def token_url(self) -> str:
-        """The token endpoint."""
-        return self.endpoint.token_url
-
-    @property
-    def client_id(self) -> str:
-        """The client identifier."""
-        return self.endpoint.client_id
 
     @property
     def auth_method(self) -> ClientAuthMethod:
@@ -114,16 +102,6 @@ class RefreshTokenGrant:
             f" auth_method={self.auth_method!r})"
         )
 
-    def __enter__(self) -> RefreshTokenGrant:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the grant's own session (not one that was passed in)."""
-        self.endpoint.close()
-
     def __call__(self, token: Token) -> Token:
         """Refresh ``token``: one POST to the token endpoint.
 
@@ -135,12 +113,8 @@ class RefreshTokenGrant:
         """
         if token.refresh_token is None:
             raise NoTokenError("the stored token has no refresh token: sign in again")
-        params = {"grant_type": "refresh_token", "refresh_token": token.refresh_token}
-        if self.scope is not None:
-            params["scope"] = self.scope
-        params.update(self.extra_params)
         new = self.endpoint.exchange(
-            params,
+            self._params({"grant_type": "refresh_token", "refresh_token": token.refresh_token}),
             secrets=(token.refresh_token, token.access_token),
             # An unusable answer with a new refresh token: keep the old access token and
             # expiry with it, so that the login survives the error.

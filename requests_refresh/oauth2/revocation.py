@@ -5,8 +5,8 @@ from __future__ import annotations
 import requests
 
 from ..token import Token
-from ._exchange import ClientAuthMethod, TokenEndpoint
-from .discovery import resolve_endpoints
+from ._exchange import ClientAuthMethod
+from ._grant import open_endpoint
 
 __all__ = ["revoke_token"]
 
@@ -56,25 +56,20 @@ def revoke_token(
             value, token_type_hint = token.access_token, token_type_hint or "access_token"
     else:
         value = token
-    urls, _ = resolve_endpoints(
-        issuer,
-        {"revocation_endpoint": revocation_url},
-        timeout=timeout,
-        session=session,
-        allow_insecure_http=allow_insecure_http,
-    )
-    url = urls["revocation_endpoint"]
     # The exchange's client authentication and error handling, aimed at another endpoint.
-    endpoint = TokenEndpoint(
-        url,
+    endpoint, urls, _ = open_endpoint(
         client_id,
         client_secret,
+        issuer=issuer,
+        urls={"revocation_endpoint": revocation_url},
+        at="revocation_endpoint",
         auth_method=auth_method,
         timeout=timeout,
         session=session,
         allow_insecure_http=allow_insecure_http,
         owner="revoke_token()",
     )
+    url = urls["revocation_endpoint"]
     try:
         params = {"token": value}
         if token_type_hint is not None:
@@ -83,6 +78,7 @@ def revoke_token(
             url,
             params,
             endpoint="revocation endpoint",
+            url_name="revocation_url",
             secrets=(value,),
             allow_insecure_http=allow_insecure_http,
         )

@@ -89,30 +89,36 @@ def _refused(lock_path: str, problem: str) -> TokenStoreError:
     )
 
 
-class StoreLock:
-    """The lock of a store shared between processes, re-entrant within a thread.
+class SharedLock:
+    """A lock shared between processes, re-entrant within a thread.
 
     Threads of this process queue on a thread lock first, so that at most one of them
-    waits on (and holds) the file lock at a time; the thread holding it may enter again
+    waits on (and holds) the shared lock at a time; the thread holding it may enter again
     (a store's ``save()`` inside the adapter's ``with store.lock()``). Both waits are
     bounded by ``timeout``. In a child forked while another thread held it, the lock
-    starts free (that thread does not exist there); the file lock is the kernel's, so the
-    child still waits for the parent's refresh to end.
+    starts free (that thread does not exist there); the shared lock is outside the
+    process (the kernel's file lock, a Redis key), so the child still waits for the
+    parent's refresh to end.
 
     Args:
-        path: the lock file.
+        name: what is locked, for the message of a thread that waited too long.
         timeout: the longest wait, in seconds, for a thread or for another process.
-        prepare: called before the file lock is taken, e.g. to create its directory; when
-            it returns a path, that is the lock file this time (``path`` names it in the
-            error of a thread that waited too long).
+        hold_shared: holds the shared lock for a ``with`` block; bounds its own wait by
+            ``timeout`` and raises :class:`TokenStoreError` when it cannot take it.
+        path: the ``path`` of that error, for a lock file.
     """
 
     def __init__(
-        self, path: Path, timeout: float, prepare: Callable[[], Path | None] | None = None
+        self,
+        name: str,
+        timeout: float,
+        hold_shared: Callable[[], contextlib.AbstractContextManager[object]],
+        path: str | None = None,
     ) -> None:
-        self.path = path
+        self.name = name
         self.timeout = timeout
-        self._prepare = prepare
+        self._hold_shared = hold_shared
+        self._path = path
         self._thread_lock = threading.RLock()
         self._depth = 0  # how many hold() blocks the owning thread is in
         self._owner: int | None = None  # the thread holding the lock, for fork
@@ -123,15 +129,15 @@ class StoreLock:
         """Hold the lock for the block.
 
         Raises:
-            TokenStoreError: the lock was not free within ``timeout`` seconds, or the lock
-                file cannot be created. The error names the lock file.
+            TokenStoreError: the lock was not free within ``timeout`` seconds, or
+                ``hold_shared`` raised it.
         """
         if not self._thread_lock.acquire(timeout=self.timeout):
             raise TokenStoreError(
-                f"could not lock {self.path} within {self.timeout:g} s: another thread of"
+                f"could not lock {self.name} within {self.timeout:g} s: another thread of"
                 " this process is holding it (a refresh in progress, or a stuck thread);"
                 " try again, or raise lock_timeout",
-                path=str(self.path),
+                path=self._path,
             )
         try:
             if self._depth:
@@ -143,10 +149,7 @@ class StoreLock:
                 return
             self._owner = threading.get_ident()
             try:
-                path = self.path
-                if self._prepare is not None:
-                    path = self._prepare() or path
-                with hold_file_lock(path, self.timeout):
+                with self._hold_shared():
                     self._depth = 1
                     try:
                         yield
@@ -165,8 +168,35 @@ class StoreLock:
             self._owner = None
 
 
+class StoreLock(SharedLock):
+    """The :class:`SharedLock` of a store whose shared lock is a lock file.
+
+    Args:
+        path: the lock file.
+        timeout: the longest wait, in seconds, for a thread or for another process.
+        prepare: called before the file lock is taken, e.g. to create its directory; when
+            it returns a path, that is the lock file this time (``path`` names it in the
+            error of a thread that waited too long).
+    """
+
+    def __init__(
+        self, path: Path, timeout: float, prepare: Callable[[], Path | None] | None = None
+    ) -> None:
+        super().__init__(str(path), timeout, self._hold_file, path=str(path))
+        self.path = path
+        self._prepare = prepare
+
+    @contextlib.contextmanager
+    def _hold_file(self) -> Iterator[None]:
+        path = self.path
+        if self._prepare is not None:
+            path = self._prepare() or path
+        with hold_file_lock(path, self.timeout):
+            yield
+
+
 #: Every live store lock, for the fork handler; a weak set keeps none alive.
-_live: weakref.WeakSet[StoreLock] = weakref.WeakSet()
+_live: weakref.WeakSet[SharedLock] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:

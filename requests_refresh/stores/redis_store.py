@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import TokenStoreConflictError, TokenStoreError
 from ..token import Token
-from ._locking import DEFAULT_LOCK_TIMEOUT
+from ._locking import DEFAULT_LOCK_TIMEOUT, SharedLock
 from .base import TokenStore
 
 if TYPE_CHECKING:
@@ -189,8 +189,7 @@ class RedisTokenStore(TokenStore):
         self._renew = self._client.register_script(_RENEW)
         self._release = self._client.register_script(_RELEASE)
         # The lock: threads of this process queue here, the holder may enter again.
-        self._thread_lock = threading.RLock()
-        self._depth = 0
+        self._lock = SharedLock(self.lock_key, self.lock_timeout, self._hold_lease)
         self._holder: int | None = None  # the thread holding the Redis lock
         self._lock_token = ""  # ours while we hold it
         self._fence: str | None = None  # the version the holder's load() read
@@ -314,29 +313,17 @@ class RedisTokenStore(TokenStore):
             TokenStoreError: the lock was not free within ``lock_timeout`` seconds, or
                 Redis cannot be reached. The message names the server and the lock.
         """
-        if not self._thread_lock.acquire(timeout=self.lock_timeout):
-            raise TokenStoreError(
-                f"could not lock {self.lock_key} within {self.lock_timeout:g} s: another"
-                " thread of this process is holding it (a refresh in progress, or a stuck"
-                " thread); try again, or raise lock_timeout"
-            )
+        with self._lock.hold():
+            yield
+
+    @contextlib.contextmanager
+    def _hold_lease(self) -> Iterator[None]:
+        """Hold the Redis lock for the block: the shared part of :meth:`lock`."""
+        self._acquire()
         try:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield
-                finally:
-                    self._depth -= 1
-                return
-            self._acquire()
-            self._depth = 1
-            try:
-                yield
-            finally:
-                self._depth = 0
-                self._release_lock()
+            yield
         finally:
-            self._thread_lock.release()
+            self._release_lock()
 
     # -- the lease ----------------------------------------------------------------------
 
