@@ -2,6 +2,7 @@
 
 1. The refresh token grant with rotation: a storm of threads at an expired token.
 2. Processes and threads sharing a FileTokenStore, with short-lived tokens.
+3. The same with a RedisTokenStore.
 
 Both servers rotate refresh tokens (the old one dies at once) and detect reuse (a spent
 refresh token presented again revokes the login), so any second refresh of one
@@ -10,14 +11,23 @@ generation would show as ``invalid_grant`` and failed requests.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from requests_refresh import FileTokenStore, MemoryTokenStore, RefreshAdapter, RefreshTokenGrant
+from requests_refresh import (
+    FileTokenStore,
+    MemoryTokenStore,
+    RedisTokenStore,
+    RefreshAdapter,
+    RefreshTokenGrant,
+    TokenStore,
+)
 
 from ..workers.process import Worker
 from .accounts import CONFIDENTIAL, PUBLIC, Client
@@ -61,26 +71,45 @@ def test_storm_at_an_expired_token_refreshes_once(idp: IdP, client: Client) -> N
         assert grant(current).access_token != current.access_token
 
 
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    """Worker processes started by a test; all ended at teardown."""
-    started: list[Worker] = []
-    yield started
-    for worker in started:
-        worker.close()
+@dataclasses.dataclass(frozen=True)
+class SharedStore:
+    """One store the worker processes share: what they are told, and one for the test."""
+
+    where: str  # a file path or a Redis URL, as tests/workers/file_store_worker.py reads it
+    open: Callable[[], contextlib.AbstractContextManager[TokenStore]]  # closed at exit
+
+
+@pytest.fixture(params=["file", "redis"])
+def shared_store(request: pytest.FixtureRequest, tmp_path: Path, idp: IdP) -> SharedStore:
+    """A FileTokenStore, then a RedisTokenStore on a real redis-server (skips without one)."""
+    if request.param == "file":
+        path = tmp_path / "tokens.json"
+        return SharedStore(str(path), lambda: contextlib.nullcontext(FileTokenStore(path)))
+    redis_url = request.getfixturevalue("redis_server").url
+    key = f"interop-{idp.name}-{time.time_ns()}"
+    return SharedStore(
+        f"{redis_url}#key={key}", lambda: contextlib.closing(RedisTokenStore(redis_url, key))
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(os.name != "posix", reason="the workers are POSIX processes")
-def test_processes_sharing_a_file_store_refresh_once_per_generation(
-    idp: IdP, tmp_path: Path, workers: list[Worker]
+def test_processes_sharing_a_store_refresh_once_per_generation(
+    idp: IdP, shared_store: SharedStore, workers: list[Worker]
 ) -> None:
-    """4 processes x 8 threads, one token file, 2 s tokens for 10 s: 1.00 calls per generation."""
-    path = tmp_path / "tokens.json"
-    FileTokenStore(path).save(idp.login(PUBLIC))
+    """4 processes x 8 threads, one shared store, 2 s tokens, 10 s: 1.00 calls/generation."""
+    with shared_store.open() as store:
+        store.save(idp.login(PUBLIC))
     for _ in range(PROCESSES):
         workers.append(
-            Worker("storm", str(path), idp.origin, PUBLIC.client_id, str(THREADS), str(SECONDS))
+            Worker(
+                "storm",
+                shared_store.where,
+                idp.origin,
+                PUBLIC.client_id,
+                str(THREADS),
+                str(SECONDS),
+            )
         )
     for worker in workers:
         worker.expect("ready", timeout=60)
@@ -102,13 +131,14 @@ def test_processes_sharing_a_file_store_refresh_once_per_generation(
     assert sum(report["requests"] for report in reports) > PROCESSES * THREADS
     assert served.invalid_grant == 0, served
     # 1.00 refresh calls per generation: every call made a generation, one process
-    # made each, and the others adopted it from the file.
+    # made each, and the others adopted it from the store.
     assert served.refresh_calls == served.refreshes
     assert sum(report["stats"]["refreshes"] for report in reports) == served.refreshes
     assert served.refreshes >= SECONDS / idp.access_ttl
     assert served.refreshes <= elapsed / (idp.access_ttl / 2) + 3
     # The login is alive at the end.
-    current = FileTokenStore(path).load()
+    with shared_store.open() as store:
+        current = store.load()
     assert current is not None
     with grant_for(idp, PUBLIC) as grant:
         grant(current)
