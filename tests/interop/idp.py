@@ -150,6 +150,7 @@ class Stats:
     errors: Counter[str]
     events: Counter[str]
     error_statuses: dict[str, list[int]]
+    params: Counter[str]  # "<grant type> <name>=<value>" of the fields stats.py shows
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Stats:
@@ -159,6 +160,7 @@ class Stats:
             Counter(data["errors"]),
             Counter(data["events"]),
             data["error_statuses"],
+            Counter(data["params"]),
         )
 
     def since(self, before: Stats) -> Stats:
@@ -169,6 +171,7 @@ class Stats:
             self.errors - before.errors,
             self.events - before.events,
             self.error_statuses,
+            self.params - before.params,
         )
 
     @property

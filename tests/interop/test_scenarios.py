@@ -3,6 +3,7 @@
 1. The refresh token grant with rotation: a storm of threads at an expired token.
 2. Processes and threads sharing a FileTokenStore, with short-lived tokens.
 3. The same with a RedisTokenStore.
+4. Client credentials from an empty store: a storm at the start and one at expiry.
 
 Both servers rotate refresh tokens (the old one dies at once) and detect reuse (a spent
 refresh token presented again revokes the login), so any second refresh of one
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from requests_refresh import (
+    ClientCredentialsGrant,
     FileTokenStore,
     MemoryTokenStore,
     RedisTokenStore,
@@ -30,7 +32,7 @@ from requests_refresh import (
 )
 
 from ..workers.process import Worker
-from .accounts import CONFIDENTIAL, PUBLIC, Client
+from .accounts import CONFIDENTIAL, PUBLIC, SERVICE, Client
 from .idp import IdP
 from .load import session_for, storm, wait_until_expired
 
@@ -38,6 +40,8 @@ STORM_THREADS = 32
 PROCESSES = 4
 THREADS = 8
 SECONDS = 10.0
+#: Sent with every client credentials request, as an API's audience would be.
+AUDIENCE = "https://api.example.test/"
 
 
 def grant_for(idp: IdP, client: Client) -> RefreshTokenGrant:
@@ -142,3 +146,40 @@ def test_processes_sharing_a_store_refresh_once_per_generation(
     assert current is not None
     with grant_for(idp, PUBLIC) as grant:
         grant(current)
+
+
+def test_client_credentials_get_one_token_per_generation_from_an_empty_store(idp: IdP) -> None:
+    """32 threads at an empty store, then 32 at expiry: 2 token calls, each with scope and
+    audience, 0 failures."""
+    assert SERVICE.client_secret is not None
+    grant = ClientCredentialsGrant(
+        idp.token_url,
+        SERVICE.client_id,
+        SERVICE.client_secret,
+        scope="read",
+        extra_params={"audience": AUDIENCE},
+    )
+    adapter = RefreshAdapter(store=MemoryTokenStore(), refresher=grant, pool_maxsize=64)
+    before = idp.stats()
+    with session_for(adapter, idp.origin) as session:
+        first = storm(session, idp.resource_url, STORM_THREADS)
+        token = adapter.store.load()
+        assert token is not None
+        wait_until_expired(token)
+        at_expiry = storm(session, idp.resource_url, STORM_THREADS)
+    served = idp.stats().since(before)
+    adapter.close()
+
+    assert first == at_expiry == {"ok": STORM_THREADS}
+    assert served.calls == {"client_credentials": 2}, served
+    assert served.issued == {"client_credentials": 2}, served
+    assert adapter.stats.refreshes == 2
+    assert served.params == {
+        "client_credentials scope=read": 2,
+        f"client_credentials audience={AUDIENCE}": 2,
+    }
+    current = adapter.store.load()
+    assert current is not None
+    assert current.access_token != token.access_token
+    assert current.scope == "read"
+    assert current.refresh_token is None
