@@ -4,6 +4,8 @@
 2. Processes and threads sharing a FileTokenStore, with short-lived tokens.
 3. The same with a RedisTokenStore.
 4. Client credentials from an empty store: a storm at the start and one at expiry.
+5. The device flow and the browser flow, the user played through the server's own
+   pages with ``requests``; each token then refreshes through the adapter.
 
 Both servers rotate refresh tokens (the old one dies at once) and detect reuse (a spent
 refresh token presented again revokes the login), so any second refresh of one
@@ -15,24 +17,30 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import requests
 
 from requests_refresh import (
     ClientCredentialsGrant,
+    DeviceAuthorization,
     FileTokenStore,
     MemoryTokenStore,
     RedisTokenStore,
     RefreshAdapter,
     RefreshTokenGrant,
+    Token,
     TokenStore,
+    browser_login,
+    device_login,
 )
 
 from ..workers.process import Worker
-from .accounts import CONFIDENTIAL, PUBLIC, SERVICE, Client
+from .accounts import CONFIDENTIAL, DEVICE, PUBLIC, SERVICE, USERNAME, Client
 from .idp import IdP
 from .load import session_for, storm, wait_until_expired
 
@@ -183,3 +191,84 @@ def test_client_credentials_get_one_token_per_generation_from_an_empty_store(idp
     assert current.access_token != token.access_token
     assert current.scope == "read"
     assert current.refresh_token is None
+
+
+def assert_refreshes_through_the_adapter(idp: IdP, client: Client, token: Token) -> None:
+    """``token`` serves a request as it is, then, once expired, is refreshed: 1 call."""
+    assert token.refresh_token is not None
+    adapter = RefreshAdapter(store=MemoryTokenStore(token), refresher=grant_for(idp, client))
+    before = idp.stats()
+    with session_for(adapter, idp.origin) as session:
+        fresh = session.get(idp.resource_url, timeout=30)
+        wait_until_expired(token)
+        renewed = session.get(idp.resource_url, timeout=30)
+    served = idp.stats().since(before)
+    adapter.close()
+    assert fresh.status_code == renewed.status_code == 200
+    assert fresh.json() == renewed.json() == {"user": USERNAME}
+    assert adapter.stats.refreshes == 1
+    assert served.refresh_calls == served.refreshes == 1
+    current = adapter.store.load()
+    assert current is not None
+    assert current.refresh_token not in (None, token.refresh_token)
+
+
+def test_device_login_approved_on_the_servers_pages_then_refreshes(idp: IdP) -> None:
+    """device_login: the user approves on the server's pages as it polls; the token refreshes."""
+    shown: list[DeviceAuthorization] = []
+    approved = threading.Event()
+    failures: list[BaseException] = []
+
+    def approve(code: DeviceAuthorization) -> None:
+        try:
+            idp.approve_device(code.verification_uri, code.user_code)
+        except BaseException as exc:  # reported by the test below
+            failures.append(exc)
+        approved.set()
+
+    def on_code(code: DeviceAuthorization) -> None:
+        shown.append(code)
+        threading.Thread(target=approve, args=(code,), name="the user").start()
+
+    token = device_login(
+        DEVICE.client_id,
+        device_authorization_url=idp.device_authorization_url,
+        token_url=idp.token_url,
+        scope="read",
+        on_code=on_code,
+        timeout=30,
+    )
+    assert approved.wait(timeout=30)
+    assert failures == []
+    assert len(shown) == 1
+    assert shown[0].verification_uri.startswith(idp.origin + "/")
+    assert token.scope == "read"
+    assert_refreshes_through_the_adapter(idp, DEVICE, token)
+
+
+def test_browser_login_through_the_servers_pages_then_refreshes(idp: IdP) -> None:
+    """browser_login: sign-in and consent on the server's pages, back to the loopback
+    listener; the token refreshes."""
+    pages: list[requests.Response] = []
+    done = threading.Event()
+
+    def open_browser(url: str) -> None:
+        try:
+            back = idp.consent(url)  # sign in, approve: the redirect to the listener
+            pages.append(requests.get(back, timeout=30))  # which the browser then loads
+        finally:
+            done.set()
+
+    token = browser_login(
+        PUBLIC.client_id,
+        authorization_url=idp.authorize_url,
+        token_url=idp.token_url,
+        scope="read",
+        open_browser=open_browser,
+        timeout=30,
+    )
+    assert done.wait(timeout=30)
+    assert [page.status_code for page in pages] == [200]
+    assert "Signed in" in pages[0].text
+    assert token.scope == "read"
+    assert_refreshes_through_the_adapter(idp, PUBLIC, token)
