@@ -218,9 +218,15 @@ def test_device_login_approved_on_the_servers_pages_then_refreshes(idp: IdP) -> 
     shown: list[DeviceAuthorization] = []
     approved = threading.Event()
     failures: list[BaseException] = []
+    before = idp.stats()
 
     def approve(code: DeviceAuthorization) -> None:
         try:
+            # The user is slower than the first poll: the server answers it "pending".
+            deadline = time.monotonic() + 20
+            while not idp.stats().since(before).errors["authorization_pending"]:
+                assert time.monotonic() < deadline, "device_login never polled"
+                time.sleep(0.05)  # polling a condition with a deadline
             idp.approve_device(code.verification_uri, code.user_code)
         except BaseException as exc:  # reported by the test below
             failures.append(exc)
@@ -243,6 +249,9 @@ def test_device_login_approved_on_the_servers_pages_then_refreshes(idp: IdP) -> 
     assert len(shown) == 1
     assert shown[0].verification_uri.startswith(idp.origin + "/")
     assert token.scope == "read"
+    polls = idp.stats().since(before)
+    assert polls.errors["authorization_pending"] >= 1
+    assert polls.issued == {DEVICE.grant: 1}
     assert_refreshes_through_the_adapter(idp, DEVICE, token)
 
 
