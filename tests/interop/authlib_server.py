@@ -382,7 +382,12 @@ def create_app() -> Flask:
     @app.route("/token", methods=["POST"])
     def token() -> Any:
         response: Response = server.create_token_response()
-        STATS.record(request.form.get("grant_type", ""), response.status_code, response.get_data())
+        STATS.record(
+            request.form.get("grant_type", ""),
+            response.status_code,
+            response.get_data(),
+            request.form,
+        )
         return response
 
     @app.route("/resource")

@@ -150,6 +150,7 @@ class Stats:
     errors: Counter[str]
     events: Counter[str]
     error_statuses: dict[str, list[int]]
+    params: Counter[str]  # "<grant type> <name>=<value>" of the fields stats.py shows
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Stats:
@@ -159,6 +160,7 @@ class Stats:
             Counter(data["errors"]),
             Counter(data["events"]),
             data["error_statuses"],
+            Counter(data["params"]),
         )
 
     def since(self, before: Stats) -> Stats:
@@ -169,6 +171,7 @@ class Stats:
             self.errors - before.errors,
             self.events - before.events,
             self.error_statuses,
+            self.params - before.params,
         )
 
     @property
@@ -240,17 +243,20 @@ class IdP:
         """A fresh "browser": a session with no cookies yet."""
         return requests.Session()
 
-    def consent(self, authorize_url: str, browser: requests.Session | None = None) -> str:
-        """Open ``authorize_url``, sign in, approve; the URL the server redirects back to.
+    def consent(
+        self, authorize_url: str, browser: requests.Session | None = None, *, allow: bool = True
+    ) -> str:
+        """Open ``authorize_url``, sign in, approve (or decline); where the server redirects.
 
         This is what a user does in the browser that a login flow opens; the returned
         URL (the redirect URI with ``code`` and ``state``, or ``error``) is what the
-        browser would then load from the client's loopback listener.
+        browser would then load from the client's loopback listener. Declining submits
+        the consent form without its "allow" button, as both servers' cancel does.
         """
         browser = browser or self.browser()
         with browser:
             page = self._signed_in(browser, browser.get(authorize_url, timeout=_TIMEOUT))
-            answer = submit(browser, page, button=_allow_button(page))
+            answer = submit(browser, page, button=_allow_button(page) if allow else None)
             if answer.status_code not in (301, 302, 303, 307, 308):
                 raise AssertionError(
                     f"{self.name}: the consent form was answered with HTTP"
@@ -258,20 +264,27 @@ class IdP:
                 )
             return str(answer.headers["Location"])
 
-    def approve_device(self, verification_uri: str, user_code: str) -> None:
-        """Play the user of the device flow: sign in, enter ``user_code``, accept."""
+    def page(self, url: str) -> requests.Response:
+        """``url`` as the user sees it once signed in (through the login form if asked)."""
+        with self.browser() as browser:
+            return self._signed_in(browser, browser.get(url, timeout=_TIMEOUT))
+
+    def approve_device(
+        self, verification_uri: str, user_code: str, *, accept: bool = True
+    ) -> None:
+        """Play the user of the device flow: sign in, enter ``user_code``, accept (or deny)."""
+        decision = ("action", "accept" if accept else "deny")
         with self.browser() as browser:
             page = self._signed_in(browser, browser.get(verification_uri, timeout=_TIMEOUT))
             for _ in range(3):  # DOT: the code, then accept; Authlib: both on one page
-                accept = ("action", "accept")
                 buttons = forms_of(page.text)[0].buttons if forms_of(page.text) else []
-                if accept in buttons:
-                    done = submit(browser, page, button=accept, user_code=user_code)
+                if decision in buttons:
+                    done = submit(browser, page, button=decision, user_code=user_code)
                     done.raise_for_status()
                     return
                 page = submit(browser, page, user_code=user_code)
                 page.raise_for_status()
-        raise AssertionError(f"{self.name}: no page offered to accept the device")
+        raise AssertionError(f"{self.name}: no page offered to {decision[1]} the device")
 
     def _signed_in(self, browser: requests.Session, page: requests.Response) -> requests.Response:
         """``page``, after signing in through the login form if the server asked for it."""

@@ -13,6 +13,9 @@ import requests
 from requests.models import Response
 
 from requests_refresh import (
+    AuthorizationDeniedError,
+    ClientCredentialsGrant,
+    DeviceAuthorization,
     InvalidGrantError,
     LoginRequiredError,
     MemoryTokenStore,
@@ -20,11 +23,13 @@ from requests_refresh import (
     RefreshTokenGrant,
     Token,
     TokenEndpointError,
+    browser_login,
+    device_login,
 )
 from requests_refresh.oauth2 import ClientAuthMethod
 
-from .accounts import CONFIDENTIAL, PUBLIC
-from .idp import IdP
+from .accounts import CONFIDENTIAL, DEVICE, PUBLIC, SERVICE
+from .idp import IdP, forms_of
 from .load import crawl, session_for, wait_until_expired
 
 #: The HTTP status each server gives ``invalid_grant`` and ``invalid_client``.
@@ -32,6 +37,13 @@ ERROR_STATUSES = {
     "dot": {"invalid_grant": 400, "invalid_client": 401},
     "authlib": {"invalid_grant": 400, "invalid_client": 401},
 }
+#: Whether the server explains a declined sign-in with an ``error_description``.
+DESCRIBES_A_DECLINE = {"dot": False, "authlib": True}
+#: Whether the device authorization answer has a ``verification_uri_complete``.
+SENDS_VERIFICATION_URI_COMPLETE = {"dot": False, "authlib": True}
+#: What a client credentials request for a scope the client may not have gets: refused
+#: with ``invalid_scope``, or a token for the scopes it may have (here: none).
+UNGRANTED_SCOPE = {"dot": "invalid_scope", "authlib": "narrowed"}
 CRAWL_THREADS = 16
 CRAWL_SECONDS = 4.0
 
@@ -214,3 +226,77 @@ def test_dot_default_view_403s_earned_by_a_replaced_token_are_replayed(dot: IdP)
     assert served.invalid_grant == 0
     assert outcomes["status 403"] == 0, outcomes
     assert set(outcomes) == {"ok"}, outcomes
+
+
+def test_a_sign_in_declined_in_the_browser_is_authorization_denied(idp: IdP) -> None:
+    """Cancel on the server's consent page: browser_login raises AuthorizationDeniedError."""
+
+    def decline(url: str) -> None:
+        requests.get(idp.consent(url, allow=False), timeout=30)  # back to the listener
+
+    with pytest.raises(AuthorizationDeniedError) as caught:
+        browser_login(
+            PUBLIC.client_id,
+            authorization_url=idp.authorize_url,
+            token_url=idp.token_url,
+            scope="read",
+            open_browser=decline,
+            timeout=30,
+        )
+    assert caught.value.error == "access_denied"
+    assert (caught.value.error_description is not None) == DESCRIBES_A_DECLINE[idp.name]
+
+
+def test_a_device_sign_in_declined_on_the_servers_page_is_authorization_denied(idp: IdP) -> None:
+    """Deny on the device page: AuthorizationDeniedError. Only Authlib sends a
+    verification_uri_complete (its page has the code filled in); DOT's is None."""
+    shown: list[DeviceAuthorization] = []
+
+    def deny(code: DeviceAuthorization) -> None:
+        shown.append(code)
+        idp.approve_device(code.verification_uri, code.user_code, accept=False)
+
+    with pytest.raises(AuthorizationDeniedError) as caught:
+        device_login(
+            DEVICE.client_id,
+            device_authorization_url=idp.device_authorization_url,
+            token_url=idp.token_url,
+            on_code=deny,
+            timeout=30,
+        )
+    assert caught.value.error == "access_denied"
+    (code,) = shown
+    complete = code.verification_uri_complete
+    assert (complete is not None) == SENDS_VERIFICATION_URI_COMPLETE[idp.name]
+    if complete is not None:
+        (form,) = forms_of(idp.page(complete).text)
+        assert form.fields["user_code"] == code.user_code
+
+
+def test_client_credentials_for_a_scope_the_client_may_not_have(idp: IdP) -> None:
+    """DOT refuses an ungranted scope (invalid_scope, 400: a TokenEndpointError from the
+    request); Authlib issues a token without it and leaves ``scope`` out: Token.scope None."""
+    assert SERVICE.client_secret is not None
+    grant = ClientCredentialsGrant(
+        idp.token_url, SERVICE.client_id, SERVICE.client_secret, scope="admin"
+    )
+    adapter = RefreshAdapter(store=MemoryTokenStore(), refresher=grant)
+    with session_for(adapter, idp.origin) as session:
+        if UNGRANTED_SCOPE[idp.name] == "invalid_scope":
+            with pytest.raises(TokenEndpointError) as caught:
+                session.get(idp.resource_url, timeout=30)
+            assert not isinstance(caught.value, LoginRequiredError)
+            assert caught.value.error == "invalid_scope"
+            assert caught.value.status_code == 400
+            assert adapter.store.load() is None
+        else:
+            assert session.get(idp.resource_url, timeout=30).status_code == 200
+            token = adapter.store.load()
+            assert token is not None
+            assert token.scope is None
+    adapter.close()
+    # Asking for the scope it may have works on both.
+    with ClientCredentialsGrant(
+        idp.token_url, SERVICE.client_id, SERVICE.client_secret, scope="read"
+    ) as allowed:
+        assert allowed.acquire().scope == "read"

@@ -1,6 +1,7 @@
-"""What the scenarios still to come rely on, checked on every server with plain requests:
-a client credentials client, the device flow played through the server's own pages,
-and the authorization code flow with PKCE to a loopback redirect on any port."""
+"""What scenarios 4 and 5 rely on, checked on every server with plain requests, so that a
+failure here points at a server's set-up rather than the library: a client credentials
+client, the device flow played through the server's own pages, and the authorization
+code flow with PKCE to a loopback redirect on any port."""
 
 from __future__ import annotations
 

@@ -26,7 +26,12 @@ class CountedTokenView(dot_views.TokenView):
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         response: HttpResponse = super().post(request, *args, **kwargs)
-        STATS.record(request.POST.get("grant_type", ""), response.status_code, response.content)
+        STATS.record(
+            request.POST.get("grant_type", ""),
+            response.status_code,
+            response.content,
+            request.POST,
+        )
         return response
 
 
