@@ -283,12 +283,17 @@ class RefreshAdapter(HTTPAdapter):
         options = (stream, timeout, verify, cert, proxies)
         token, generation = self._coordinator.acquire()
         response = self._send_authorized(request, token, *options)
-        if self._is_refusal(response):
-            replacement = self._coordinator.refused(generation)
-        elif response.status_code == 403 and not _insufficient_scope(response):
-            replacement = self._replaced(generation)
-        else:
-            return response
+        try:
+            if self._is_refusal(response):
+                replacement = self._coordinator.refused(generation)
+            elif response.status_code == 403 and not _insufficient_scope(response):
+                replacement = self._replaced(generation)
+            else:
+                return response
+        except BaseException:
+            # The refusal goes nowhere: give its connection back before the error does.
+            response.close()
+            raise
         if replacement is None:
             return response
         if not _rewind(request):
