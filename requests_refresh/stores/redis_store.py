@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import TokenStoreConflictError, TokenStoreError
 from ..token import Token
+from ._json import MAX_TOKEN_SIZE, StoredJSONError, parse_stored_json
 from ._locking import DEFAULT_LOCK_TIMEOUT, SharedLock
 from .base import TokenStore
 
@@ -47,16 +48,30 @@ _EXTRA = "pip install 'requests-refresh[redis]'"
 _LONGEST_POLL = 0.05  # the longest pause between two tries for a busy lock, seconds
 _MAX_SERVER_TEXT = 200  # characters of a server's error message kept in ours
 
-# KEYS[1] the token hash, KEYS[2] the lock; ARGV[1] our lock token, ARGV[2] the lease (ms).
-# Reads the token only while the lock is still ours, and starts the lease afresh: the
-# refresh that follows the read gets a whole lease.
-_LOAD_HELD = """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+# KEYS[1] the token hash; ARGV[1] the largest token read (bytes). Returns the token (false
+# when it is missing or larger), its version and its size: a token of any size is never
+# sent to the client.
+_LOAD = """
+local size = redis.call('HSTRLEN', KEYS[1], 'token')
+local version = redis.call('HGET', KEYS[1], 'version')
+if size > tonumber(ARGV[1]) then
+    return {false, version, size}
+end
+return {redis.call('HGET', KEYS[1], 'token'), version, size}
+"""
+
+# KEYS[1] the token hash, KEYS[2] the lock; ARGV[1] as for _LOAD, ARGV[2] our lock token,
+# ARGV[3] the lease (ms). Reads the token only while the lock is still ours, and starts
+# the lease afresh: the refresh that follows the read gets a whole lease.
+_LOAD_HELD = (
+    """
+if redis.call('GET', KEYS[2]) ~= ARGV[2] then
     return 0
 end
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
-return redis.call('HMGET', KEYS[1], 'token', 'version')
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
 """
+    + _LOAD
+)
 
 # KEYS[1] the token hash; ARGV[1] the token's JSON, ARGV[2] the version the caller read
 # ('' to write whatever is stored). A stored version other than the one read means a newer
@@ -183,6 +198,7 @@ class RedisTokenStore(TokenStore):
         self.token_key = slot + ":token"
         self.lock_key = slot + ":lock"
         self.server = _describe_server(self._client)
+        self._load = self._client.register_script(_LOAD)
         self._load_held = self._client.register_script(_LOAD_HELD)
         self._save = self._client.register_script(_SAVE)
         self._clear = self._client.register_script(_CLEAR)
@@ -225,7 +241,7 @@ class RedisTokenStore(TokenStore):
             if holding:
                 reply = self._load_held(
                     keys=[self.token_key, self.lock_key],
-                    args=[self._lock_token, _ms(self.lease)],
+                    args=[MAX_TOKEN_SIZE, self._lock_token, _ms(self.lease)],
                 )
                 if not isinstance(reply, list):
                     raise TokenStoreError(
@@ -236,26 +252,35 @@ class RedisTokenStore(TokenStore):
                         " this long are expected"
                     )
             else:
-                reply = self._client.hmget(self.token_key, ["token", "version"])
+                reply = self._load(keys=[self.token_key], args=[MAX_TOKEN_SIZE])
         except self._errors.RedisError as exc:
             raise self._store_error(exc, "read") from exc
-        raw, version = (_text(value) for value in reply)
+        raw, version = _text(reply[0]), _text(reply[1])
+        size = int(reply[2])
         if holding:
             self._fence = version or ""
-        self._notice_version(version, has_token=raw is not None)
-        if raw is None:
+        self._notice_version(version, has_token=raw is not None or size > 0)
+        if raw is None and size == 0:
             return None
         try:
-            data = json.loads(raw)
+            if raw is None:
+                raise StoredJSONError(
+                    f"it is {size:,} bytes, over the {MAX_TOKEN_SIZE:,} bytes a token may"
+                    " take, and was not read"
+                )
+            data = parse_stored_json(raw)
             if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
+                raise StoredJSONError("it is not a JSON object")
             return Token.from_dict(data)
+        except StoredJSONError as exc:
+            problem = f" ({exc})"
         except ValueError:
-            raise TokenStoreError(
-                f"the Redis key {self.token_key} on {self.server} does not hold a token"
-                " saved by requests-refresh: clear it (`requests-refresh token clear --redis"
-                f" URL --key {self.key}`) and sign in again, or choose another key or prefix"
-            ) from None
+            problem = ""  # Token's message may quote a field
+        raise TokenStoreError(
+            f"the Redis key {self.token_key} on {self.server} does not hold a token saved by"
+            f" requests-refresh{problem}: clear it (`requests-refresh token clear --redis"
+            f" URL --key {self.key}`) and sign in again, or choose another key or prefix"
+        )
 
     def save(self, token: Token) -> None:
         """Store ``token``; durable as far as the server's persistence makes it.
@@ -271,6 +296,13 @@ class RedisTokenStore(TokenStore):
         if not isinstance(token, Token):
             raise TypeError(f"save() takes a Token, not {type(token).__name__}")
         text = json.dumps(token.to_dict(), separators=(",", ":"))
+        if len(text) > MAX_TOKEN_SIZE:  # ASCII: as many bytes as characters
+            raise TokenStoreError(
+                f"the token is {len(text):,} bytes as JSON, over the {MAX_TOKEN_SIZE:,} bytes"
+                f" a load accepts: nothing was written to {self.token_key} on {self.server}"
+                " (the stored token stays); check what makes the token (or its extra"
+                " fields) that large"
+            )
         holding = self._holder == threading.get_ident()
         expected = self._fence if holding and self._fence is not None else ""
         try:
@@ -433,7 +465,7 @@ class RedisTokenStore(TokenStore):
         elif isinstance(exc, errors.NoPermissionError):
             message = (
                 f"{where} does not let this user {action} the token: grant its ACL user the"
-                " commands GET SET PEXPIRE DEL HGET HSET HMGET HDEL HEXISTS HINCRBY EVAL"
+                " commands GET SET PEXPIRE DEL HGET HSET HSTRLEN HDEL HEXISTS HINCRBY EVAL"
                 f" EVALSHA SCRIPT on the keys {{{self.prefix}:*"
             )
         elif isinstance(exc, errors.ReadOnlyError):
