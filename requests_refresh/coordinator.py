@@ -25,7 +25,7 @@ it when a token was refused (:meth:`refused`), naming the generation they sent. 
   stepped back never prolongs them. Only token expiry is wall time (``clock``).
 * ``on_refresh`` runs after the new token is in use, with no lock held.
 * A child process forked while a thread held the lock, or while a refresh was in flight,
-  starts with the lock free and no refresh in flight (:func:`os.register_at_fork`).
+  starts with the lock free and no refresh in flight (``_fork.reset_in_child``).
 """
 
 from __future__ import annotations
@@ -33,16 +33,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 import random
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from typing import NoReturn
 
 import requests
 
+from ._fork import reset_in_child
 from .exceptions import (
     LoginRequiredError,
     NoTokenError,
@@ -168,7 +167,7 @@ class Coordinator:
         self._random = random.Random()  # noqa: S311 - jitter, not cryptography
 
         self._cond = threading.Condition(threading.Lock())
-        _live.add(self)
+        reset_in_child(self)
         # Read without the lock on the fast path: it is replaced whole, never mutated.
         self._current: _Current | None = None
         self._generation = -1
@@ -778,16 +777,3 @@ def _raise_again(error: BaseException) -> NoReturn:
             setattr(fresh, name, value)
     fresh.__dict__.update(vars(error))
     raise fresh from error
-
-
-#: Every live coordinator, for the fork handler; a weak set, so none is kept alive by it.
-_live: weakref.WeakSet[Coordinator] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for coordinator in list(_live):
-        coordinator._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
-    os.register_at_fork(after_in_child=_after_fork_in_child)
