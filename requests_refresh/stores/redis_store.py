@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from .._fork import reset_in_child
 from ..exceptions import TokenStoreConflictError, TokenStoreError
 from ..token import Token
 from ._json import MAX_TOKEN_SIZE, StoredJSONError, parse_stored_json
@@ -213,6 +214,7 @@ class RedisTokenStore(TokenStore):
         self._keeper: _LeaseKeeper | None = None
         self._random = random.Random()  # noqa: S311 - polling jitter, not cryptography
         self._seen_version = 0  # the highest version read or written: to notice data loss
+        reset_in_child(self)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(server={self.server!r}, key={self.key!r})"
@@ -397,6 +399,8 @@ class RedisTokenStore(TokenStore):
         self._lock_token = ""
         if keeper is not None:
             keeper.stop()
+        if not token:  # a hold forked from the parent's: the lease is not ours to release
+            return
         try:
             released = self._release(keys=[self.lock_key], args=[token])
         except self._errors.RedisError as exc:
@@ -417,6 +421,25 @@ class RedisTokenStore(TokenStore):
                 self.server,
                 self.lease,
             )
+
+    def _after_fork_in_child(self) -> None:
+        """Hold no lease of the parent's in a forked child.
+
+        The lease is the parent's: its keeper thread is not in the child, and its token
+        must not renew or release it from here. A hold by another thread is forgotten
+        (a thread of the child may get that thread's id); the forking thread's hold, if
+        it was inside :meth:`lock`, is now one whose lease is lost: a load under it is
+        refused, a save is checked against the version read before the fork, and
+        leaving the block sends nothing to Redis. redis-py's pool opens the child's own
+        connections (it checks the process id).
+        """
+        self._keeper = None
+        self._lock_token = ""  # never the lock's value in Redis
+        if self._holder != threading.get_ident():  # the forking thread keeps its id
+            self._holder = None
+            self._fence = None
+            self._lost_save = False
+        self._random.seed()  # the parent's jitter sequence is not the child's
 
     def _renew_lease(self, token: str) -> bool:
         """Extend the lease if the lock is still ours; False when it is not."""
