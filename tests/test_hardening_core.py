@@ -263,6 +263,7 @@ def test_waiting_threads_each_get_their_own_copy_of_the_refreshers_error() -> No
     deadline = time.monotonic() + BOUND
     while coordinator.stats.waits < 3 and time.monotonic() < deadline:
         time.sleep(0.01)
+    assert coordinator.stats.waits == 3, "the other threads did not wait on the refresh"
     release.set()
     for thread in threads:
         thread.join(timeout=BOUND)
