@@ -274,6 +274,69 @@ def test_waiting_threads_each_get_their_own_copy_of_the_refreshers_error() -> No
     assert all(getattr(error, "retry_after", None) == 7.0 for error in outcomes)
 
 
+@pytest.mark.parametrize("when", ["at start", "after invalid_grant"])
+def test_threads_waiting_on_a_slow_store_read_give_up_at_refresh_timeout(when: str) -> None:
+    """While one thread's store.load() hangs (Redis in an outage), the other threads wait
+    for it at most refresh_timeout each, all at once, then share its outcome.
+
+    Protects against: the store read under the coordinator's lock, which threads wait for
+    without a timeout, one read after another: N threads x the store's own timeout.
+    """
+    entered, release = threading.Event(), threading.Event()
+    loads: list[float] = []
+    good = Token("at", "rt", expires_at=time.time() + 3600)
+
+    class SlowStore(MemoryTokenStore):
+        def load(self) -> Token | None:
+            loads.append(time.monotonic())
+            if hold.is_set():
+                entered.set()
+                assert release.wait(BOUND)
+            return super().load()
+
+    def refresher(token: Token) -> Token:
+        raise InvalidGrantError("the login is gone", error="invalid_grant")
+
+    hold = threading.Event()
+    store = SlowStore(good if when == "at start" else expired(good))
+    coordinator = Coordinator(
+        store, refresher, leeway=30, refresh_timeout=0.5, cooloff=1.0, max_cooloff=60.0
+    )
+    if when == "after invalid_grant":
+        with pytest.raises(InvalidGrantError):
+            coordinator.acquire()
+        store.save(good)  # a new login: the next read picks it up
+    hold.set()
+    outcomes: list[tuple[str, float]] = []
+
+    def request() -> None:
+        started = time.monotonic()
+        try:
+            token, _ = coordinator.acquire()
+            outcome = "ok" if token == good else "stale token"
+        except BaseException as exc:
+            outcome = type(exc).__name__
+        outcomes.append((outcome, time.monotonic() - started))
+
+    reader = threading.Thread(target=request, daemon=True)
+    reader.start()
+    assert entered.wait(BOUND)
+    loads_before = len(loads)
+    waiters = [threading.Thread(target=request, daemon=True) for _ in range(4)]
+    for thread in waiters:
+        thread.start()
+    for thread in waiters:
+        thread.join(BOUND)
+    assert [outcome for outcome, _ in outcomes] == ["RefreshTimeoutError"] * 4
+    assert all(elapsed < 0.5 + 2.0 for _, elapsed in outcomes)
+    assert len(loads) == loads_before, "a waiting thread read the store too"
+    hold.clear()
+    release.set()
+    reader.join(BOUND)
+    assert outcomes[-1][0] == "ok"
+    assert [coordinator.acquire()[0] for _ in range(3)] == [good] * 3
+
+
 # -- 3. fork ---------------------------------------------------------------------------
 
 
