@@ -18,6 +18,7 @@ from requests.models import PreparedRequest, Response
 from requests.utils import rewind_body
 from urllib3.util.retry import Retry
 
+from ._fork import reset_in_child
 from ._transport import Origin, format_origin, origin_of, require_safe_origin, split_prefix
 from .coordinator import Coordinator, Refresher, RefreshHook, RefreshStats
 from .exceptions import NoOriginError, RequestsRefreshError
@@ -132,6 +133,10 @@ class RefreshAdapter(HTTPAdapter):
             urllib3 would resend the refused token without a refresh. Retries of 5xx
             answers and connection errors resend the request with the same, current token.
 
+    In a child process forked from one that used it (multiprocessing's ``fork`` start
+    method), the adapter opens connections of its own: the parent's pooled keep-alive
+    connections are never shared with the child.
+
     To cache responses too, combine it with CacheControl's adapter (the cache answers
     first; what it cannot answer is sent with the token)::
 
@@ -217,6 +222,7 @@ class RefreshAdapter(HTTPAdapter):
             max_retries=max_retries,
             pool_block=pool_block,
         )
+        reset_in_child(self)
 
     def __repr__(self) -> str:
         return (
@@ -283,12 +289,17 @@ class RefreshAdapter(HTTPAdapter):
         options = (stream, timeout, verify, cert, proxies)
         token, generation = self._coordinator.acquire()
         response = self._send_authorized(request, token, *options)
-        if self._is_refusal(response):
-            replacement = self._coordinator.refused(generation)
-        elif response.status_code == 403 and not _insufficient_scope(response):
-            replacement = self._replaced(generation)
-        else:
-            return response
+        try:
+            if self._is_refusal(response):
+                replacement = self._coordinator.refused(generation)
+            elif response.status_code == 403 and not _insufficient_scope(response):
+                replacement = self._replaced(generation)
+            else:
+                return response
+        except BaseException:
+            # The refusal goes nowhere: give its connection back before the error does.
+            response.close()
+            raise
         if replacement is None:
             return response
         if not _rewind(request):
@@ -397,6 +408,18 @@ class RefreshAdapter(HTTPAdapter):
                 close()
         finally:
             super().close()
+
+    def _after_fork_in_child(self) -> None:
+        """Give a forked child connection pools of its own.
+
+        The parent's pooled keep-alive connections stay the parent's: a child sending
+        on one of them would interleave its requests and answers with the parent's. They
+        are dropped here without closing them (closing would wait on the pools' locks,
+        which a thread of the parent may have held), as requests does when it unpickles
+        an adapter.
+        """
+        self.proxy_manager = {}
+        self.init_poolmanager(self._pool_connections, self._pool_maxsize, block=self._pool_block)
 
     def _is_refusal(self, response: Response) -> bool:
         return bool(self.should_refresh(response)) and not _insufficient_scope(response)

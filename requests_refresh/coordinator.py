@@ -21,11 +21,14 @@ it when a token was refused (:meth:`refused`), naming the generation they sent. 
   else stored is adopted instead of calling the token endpoint. A refresh token rotated
   by a failed refresh (:attr:`RefreshError.rotated_token`) is saved before the error is
   reported, and presented next time.
+* The store is read (at start, and after a dead login) by one thread at a time, without
+  the lock: the others wait for that read, at most ``refresh_timeout``, and share its
+  outcome, so that a slow store never holds them beyond it.
 * Durations (cool-offs, wait deadlines) run on :func:`time.monotonic`: a wall clock
   stepped back never prolongs them. Only token expiry is wall time (``clock``).
 * ``on_refresh`` runs after the new token is in use, with no lock held.
 * A child process forked while a thread held the lock, or while a refresh was in flight,
-  starts with the lock free and no refresh in flight (:func:`os.register_at_fork`).
+  starts with the lock free and no refresh in flight (``_fork.reset_in_child``).
 """
 
 from __future__ import annotations
@@ -33,16 +36,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 import random
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from typing import NoReturn
 
 import requests
 
+from ._fork import reset_in_child
 from .exceptions import (
     LoginRequiredError,
     NoTokenError,
@@ -168,12 +170,16 @@ class Coordinator:
         self._random = random.Random()  # noqa: S311 - jitter, not cryptography
 
         self._cond = threading.Condition(threading.Lock())
-        _live.add(self)
+        reset_in_child(self)
         # Read without the lock on the fast path: it is replaced whole, never mutated.
         self._current: _Current | None = None
         self._generation = -1
         self._basis: Token | None = None  # the token last read from or written to the store
         self._refreshing = False
+        self._loading = False  # a thread is reading the store for _load_if_needed
+        self._loads = 0  # such reads finished
+        self._failed_load = 0  # the number of the last one that failed
+        self._load_error: BaseException | None = None  # its error
         self._attempt = 0  # attempts finished
         self._failed_attempt = 0  # the number of the last attempt that failed
         self._error: BaseException | None = None  # its error
@@ -225,7 +231,7 @@ class Coordinator:
         deadline = time.monotonic() + self._refresh_timeout
         with self._cond:
             while True:
-                current = self._load_if_needed()
+                current = self._load_if_needed(deadline)
                 if current is None:
                     self._first_token(deadline, hooks)
                     continue
@@ -315,7 +321,7 @@ class Coordinator:
         deadline = time.monotonic() + self._refresh_timeout
         with self._cond:
             while True:
-                current = self._load_if_needed()
+                current = self._load_if_needed(deadline)
                 if current is None:
                     self._first_token(deadline, hooks)
                     continue
@@ -357,33 +363,84 @@ class Coordinator:
                 if refreshed and self._current is not None:
                     return self._current.token, self._current.generation
 
-    def _load_if_needed(self) -> _Current | None:
+    def _load_if_needed(self, deadline: float) -> _Current | None:
         """The current token; loads the store at start, and after a dead login.
 
         Called with the lock held. After ``invalid_grant`` it reads the store on each
         call, so that a new login (saved by this process or another) is picked up.
         None when nothing is stored and the refresher can start from nothing.
+
+        The store is read without the lock (its I/O may be slow: a file lock, Redis
+        during an outage), by one thread at a time; the others wait for that read, at
+        most until ``deadline``, and take its outcome (its error included).
         """
         current = self._current
         if current is not None and self._dead is None:
             return current
-        stored = self._store.load()
-        if current is None and stored is None:
-            if self._acquire_first is not None:
-                return None
-            raise NoTokenError(
-                "no token is stored: sign in and save the token to the store"
-                f" ({self._store!r}) before sending requests"
-            )
-        if stored is not None and stored != self._basis:
+        if self._loading:
+            self._wait_for_load(deadline)
+            return self._current
+        generation = self._generation
+        stored = self._read_store()
+        if self._generation != generation:
+            # A first token was installed meanwhile: it is newer than what was read.
+            return self._current
+        current = self._current
+        if stored is not None and (current is None or stored != self._basis):
             logger.info("loaded a token from the store")
             self._dead = None
             self._error = None
             self._failures_in_a_row = 0
             self._cooloff_until = _PASSED
             return self._install(stored, basis=stored)
-        assert current is not None  # noqa: S101 - stored is None or stored == basis
+        if current is None and self._acquire_first is None:
+            error = NoTokenError(
+                "no token is stored: sign in and save the token to the store"
+                f" ({self._store!r}) before sending requests"
+            )
+            self._failed_load, self._load_error = self._loads, error  # for its waiters
+            raise error
         return current
+
+    def _read_store(self) -> Token | None:
+        """``store.load()`` without the lock (held on entry and exit); waiters are told."""
+        self._loading = True
+        self._cond.release()
+        try:
+            stored = self._store.load()
+        except BaseException as exc:
+            self._cond.acquire()
+            interrupted = RefreshError("the token store read was interrupted")
+            self._end_load(exc if isinstance(exc, Exception) else interrupted)
+            raise
+        self._cond.acquire()
+        self._end_load(None)
+        return stored
+
+    def _end_load(self, error: Exception | None) -> None:
+        """Record the end of a store read (lock held) and wake the threads waiting on it."""
+        self._loading = False
+        self._loads += 1
+        if error is not None:
+            self._failed_load, self._load_error = self._loads, error
+        elif self._load_error is not None:
+            self._load_error = None  # let go of what its traceback holds
+        self._cond.notify_all()
+
+    def _wait_for_load(self, deadline: float) -> None:
+        """Block until the store read in flight ends; raise its error if it failed."""
+        number = self._loads
+        while self._loading and self._loads == number:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RefreshTimeoutError(
+                    f"gave up after waiting {self._refresh_timeout:g} s for another thread"
+                    f" to read the token store ({self._store!r}): check that the store is"
+                    " reachable, or raise refresh_timeout"
+                )
+            self._cond.wait(remaining)
+        if self._failed_load > number and self._load_error is not None:
+            _raise_again(self._load_error)
 
     def _first_token(self, deadline: float, hooks: list[tuple[Token, Token]]) -> None:
         """Nothing is stored and the refresher can start from nothing: get a first token.
@@ -704,7 +761,7 @@ class Coordinator:
         return current
 
     def _after_fork_in_child(self) -> None:
-        """Start the child with the lock free and no refresh in flight.
+        """Start the child with the lock free and no refresh or store read in flight.
 
         The threads that held the lock or ran the refresh do not exist in the child.
         The condition is re-initialised in place, so that a thread of the child that
@@ -715,6 +772,9 @@ class Coordinator:
         if self._refreshing:
             self._refreshing = False
             self._attempt += 1
+        if self._loading:
+            self._loading = False
+            self._loads += 1
         self._random.seed()  # the parent's jitter sequence is not the child's
 
     def _count(self, **increments: int) -> None:
@@ -778,16 +838,3 @@ def _raise_again(error: BaseException) -> NoReturn:
             setattr(fresh, name, value)
     fresh.__dict__.update(vars(error))
     raise fresh from error
-
-
-#: Every live coordinator, for the fork handler; a weak set, so none is kept alive by it.
-_live: weakref.WeakSet[Coordinator] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for coordinator in list(_live):
-        coordinator._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
-    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import threading
 import time
@@ -13,7 +14,14 @@ from typing import Any
 import pytest
 import requests
 
-from requests_refresh import MemoryTokenStore, RefreshAdapter, Token
+from requests_refresh import (
+    InvalidGrantError,
+    MemoryTokenStore,
+    RefreshAdapter,
+    Token,
+    TokenEndpointUnavailableError,
+    TokenStoreError,
+)
 from requests_refresh.adapter import DRAIN_LIMIT, DRAIN_TIME
 
 WAIT = 30  # seconds: the bound on every wait in this module
@@ -203,3 +211,75 @@ def test_a_compressed_refusal_is_kept_decoded(
     response = session.get(refusing.url + "/gzip", timeout=WAIT)
     assert response.history[0].json() == {"error": "invalid_token"}
     assert refusing.connections == 1
+
+
+class BrokenLockStore(MemoryTokenStore):
+    """A store whose lock cannot be taken, as when Redis or the lock file is unreachable."""
+
+    reachable = False
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        if not self.reachable:
+            raise TokenStoreError("the store is unreachable")
+        yield
+
+
+def dead_login(token: Token) -> Token:
+    raise InvalidGrantError("the refresh token was revoked", error="invalid_grant")
+
+
+def endpoint_down(token: Token) -> Token:
+    raise TokenEndpointUnavailableError("the token endpoint is down", status_code=503)
+
+
+def should_refresh_raises(response: requests.Response) -> bool:
+    raise RuntimeError("a bug in the caller's should_refresh")
+
+
+FAILING_REFUSALS: dict[str, tuple[dict[str, Any], type[BaseException]]] = {
+    "invalid_grant": ({"refresher": dead_login}, InvalidGrantError),
+    "cool-off": ({"refresher": endpoint_down}, TokenEndpointUnavailableError),
+    "store error": (
+        {"refresher": lambda token: NEW, "store": BrokenLockStore(OLD)},
+        TokenStoreError,
+    ),
+    "should_refresh raises": (
+        {"refresher": lambda token: NEW, "should_refresh": should_refresh_raises},
+        RuntimeError,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", FAILING_REFUSALS)
+def test_a_refusal_whose_refresh_raises_gives_its_connection_back(
+    refusing: RefusingServer, case: str
+) -> None:
+    """A 401 whose refresh (or should_refresh) raises releases its pooled connection.
+
+    With ``pool_block=True`` and one connection, five such requests in a row each raise
+    at once. Protects against: the refusal left open when the error propagates, its
+    connection never returned, and the request after ``pool_maxsize`` of them blocking
+    for ever on the exhausted pool.
+    """
+    options, expected = FAILING_REFUSALS[case]
+    options = {"store": MemoryTokenStore(OLD), **options}
+    adapter = RefreshAdapter(**options, pool_maxsize=1, pool_block=True)
+    outcomes: list[BaseException | int] = []
+
+    with requests.Session() as session:
+        adapter.mount(session, refusing.url + "/")
+
+        def five_requests() -> None:
+            for _ in range(5):
+                try:
+                    outcomes.append(session.get(refusing.url + "/small", timeout=5).status_code)
+                except Exception as exc:
+                    outcomes.append(exc)
+
+        sender = threading.Thread(target=five_requests, daemon=True)
+        sender.start()
+        sender.join(10)
+        assert not sender.is_alive(), f"blocked on the pool after {len(outcomes)} requests"
+    assert len(outcomes) == 5
+    assert all(isinstance(outcome, expected) for outcome in outcomes), outcomes

@@ -7,6 +7,7 @@ real forked processes; every wait is bounded.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import logging
@@ -18,7 +19,9 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -36,6 +39,7 @@ from requests_refresh import (
     Token,
     TokenEndpointUnavailableError,
     TokenStore,
+    TokenStoreError,
 )
 from requests_refresh.coordinator import Coordinator
 from requests_refresh.testing import AuthorizationServer
@@ -259,6 +263,7 @@ def test_waiting_threads_each_get_their_own_copy_of_the_refreshers_error() -> No
     deadline = time.monotonic() + BOUND
     while coordinator.stats.waits < 3 and time.monotonic() < deadline:
         time.sleep(0.01)
+    assert coordinator.stats.waits == 3, "the other threads did not wait on the refresh"
     release.set()
     for thread in threads:
         thread.join(timeout=BOUND)
@@ -267,6 +272,69 @@ def test_waiting_threads_each_get_their_own_copy_of_the_refreshers_error() -> No
     assert all(type(error) is TokenEndpointUnavailableError for error in outcomes)
     assert len({id(error.__cause__) for error in outcomes}) == 1
     assert all(getattr(error, "retry_after", None) == 7.0 for error in outcomes)
+
+
+@pytest.mark.parametrize("when", ["at start", "after invalid_grant"])
+def test_threads_waiting_on_a_slow_store_read_give_up_at_refresh_timeout(when: str) -> None:
+    """While one thread's store.load() hangs (Redis in an outage), the other threads wait
+    for it at most refresh_timeout each, all at once, then share its outcome.
+
+    Protects against: the store read under the coordinator's lock, which threads wait for
+    without a timeout, one read after another: N threads x the store's own timeout.
+    """
+    entered, release = threading.Event(), threading.Event()
+    loads: list[float] = []
+    good = Token("at", "rt", expires_at=time.time() + 3600)
+
+    class SlowStore(MemoryTokenStore):
+        def load(self) -> Token | None:
+            loads.append(time.monotonic())
+            if hold.is_set():
+                entered.set()
+                assert release.wait(BOUND)
+            return super().load()
+
+    def refresher(token: Token) -> Token:
+        raise InvalidGrantError("the login is gone", error="invalid_grant")
+
+    hold = threading.Event()
+    store = SlowStore(good if when == "at start" else expired(good))
+    coordinator = Coordinator(
+        store, refresher, leeway=30, refresh_timeout=0.5, cooloff=1.0, max_cooloff=60.0
+    )
+    if when == "after invalid_grant":
+        with pytest.raises(InvalidGrantError):
+            coordinator.acquire()
+        store.save(good)  # a new login: the next read picks it up
+    hold.set()
+    outcomes: list[tuple[str, float]] = []
+
+    def request() -> None:
+        started = time.monotonic()
+        try:
+            token, _ = coordinator.acquire()
+            outcome = "ok" if token == good else "stale token"
+        except BaseException as exc:
+            outcome = type(exc).__name__
+        outcomes.append((outcome, time.monotonic() - started))
+
+    reader = threading.Thread(target=request, daemon=True)
+    reader.start()
+    assert entered.wait(BOUND)
+    loads_before = len(loads)
+    waiters = [threading.Thread(target=request, daemon=True) for _ in range(4)]
+    for thread in waiters:
+        thread.start()
+    for thread in waiters:
+        thread.join(BOUND)
+    assert [outcome for outcome, _ in outcomes] == ["RefreshTimeoutError"] * 4
+    assert all(elapsed < 0.5 + 2.0 for _, elapsed in outcomes)
+    assert len(loads) == loads_before, "a waiting thread read the store too"
+    hold.clear()
+    release.set()
+    reader.join(BOUND)
+    assert outcomes[-1][0] == "ok"
+    assert [coordinator.acquire()[0] for _ in range(3)] == [good] * 3
 
 
 # -- 3. fork ---------------------------------------------------------------------------
@@ -438,6 +506,166 @@ def test_a_child_forked_while_a_thread_holds_a_store_lock_works(
             holder.join(timeout=BOUND)
         assert get(session, server.resource_url).status_code == 200
     assert not server.revoked
+
+
+def redis_store_and_watcher(
+    request: pytest.FixtureRequest, name: str
+) -> tuple[RedisTokenStore, Any, Any]:
+    """A RedisTokenStore with a 60 s lease on its own client; that client; another one."""
+    redis_py = pytest.importorskip("redis", reason="redis-py is not installed (the redis extra)")
+    url = request.getfixturevalue("redis_server").url
+    client = redis_py.Redis.from_url(url, socket_timeout=BOUND)
+    watcher = redis_py.Redis.from_url(url, socket_timeout=BOUND)
+    request.addfinalizer(client.close)
+    request.addfinalizer(watcher.close)
+    store = RedisTokenStore(client, f"{name}-{os.getpid()}", lock_timeout=3.0, lease=60.0)
+    store.save(Token("at", "rt"))
+    return store, client, watcher
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork with threads
+def test_a_child_forked_inside_a_redis_lock_neither_renews_nor_releases_the_parents_lease(
+    request: pytest.FixtureRequest,
+) -> None:
+    """A child forked inside ``with store.lock()`` does not hold the parent's Redis lease:
+    a load under it is refused, and leaving the block leaves the parent's lock in Redis.
+
+    Protects against: two processes both believing they hold the lock, the child
+    renewing the parent's lease, and the child deleting the parent's lock on its way out
+    of the block, letting a third process refresh while the parent does.
+    """
+    store, _, watcher = redis_store_and_watcher(request, "fork-inside")
+    held = contextlib.ExitStack()
+    held.enter_context(store.lock())
+    try:
+        parents = watcher.get(store.lock_key)
+        watcher.pexpire(store.lock_key, 20_000)  # a renewal would set it back to 60 s
+
+        def load_then_leave_the_block() -> str:
+            try:
+                store.load()
+                read = "read under the parent's lease"
+            except TokenStoreError:
+                read = "refused"
+            held.close()
+            return read
+
+        assert in_child(load_then_leave_the_block) == "refused"
+        assert watcher.get(store.lock_key) == parents, "the child released the parent's lock"
+        assert 0 < watcher.pttl(store.lock_key) <= 20_000, "the child renewed the lease"
+        assert store.load() == Token("at", "rt")  # the parent still holds it
+    finally:
+        held.close()
+    assert watcher.get(store.lock_key) is None
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork with threads
+def test_a_thread_of_a_forked_child_is_not_taken_for_the_parents_redis_lock_holder(
+    request: pytest.FixtureRequest,
+) -> None:
+    """A child's new thread, even one with the id of the parent's lock holder (glibc
+    reuses it), reads the token without the lock and leaves the parent's lease alone;
+    the child's commands go over connections of its own.
+
+    Protects against: the child's thread renewing (or, after a lost lease, failing on)
+    the parent's lease with the lock token it inherited, and redis-py sharing the
+    parent's pooled connections with the child.
+    """
+    store, client, watcher = redis_store_and_watcher(request, "fork-thread")
+    parents_connection = client.client_id()
+    entered, release = threading.Event(), threading.Event()
+    holder_ident: list[int] = []
+
+    def hold() -> None:
+        with store.lock():
+            holder_ident.append(threading.get_ident())
+            entered.set()
+            assert release.wait(BOUND)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert entered.wait(BOUND)
+        watcher.pexpire(store.lock_key, 20_000)  # a renewal would set it back to 60 s
+
+        def load_in_a_new_thread() -> str:
+            # Threads that stay alive until the end, until one gets the holder's id.
+            outcome: list[str] = []
+            leave = threading.Event()
+
+            def load_if_holders_id(checked: threading.Event) -> None:
+                if threading.get_ident() == holder_ident[0]:
+                    outcome.append(str(store.load() == Token("at", "rt")))
+                checked.set()
+                leave.wait(BOUND)
+
+            try:
+                for _ in range(16):
+                    checked = threading.Event()
+                    threading.Thread(
+                        target=load_if_holders_id, args=(checked,), daemon=True
+                    ).start()
+                    assert checked.wait(BOUND)
+                    if outcome:
+                        break
+            finally:
+                leave.set()
+            own = client.client_id() != parents_connection
+            return f"loaded {outcome[0] if outcome else 'in no thread'}, own connection {own}"
+
+        report = in_child(load_in_a_new_thread)
+        if "in no thread" in report:
+            pytest.skip("no thread of the child got the holder's id from this C library")
+        assert report == "loaded True, own connection True"
+        assert 0 < watcher.pttl(store.lock_key) <= 20_000, "the child renewed the lease"
+        assert client.client_id() == parents_connection
+    finally:
+        release.set()
+        holder.join(timeout=BOUND)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork with threads
+def test_a_forked_child_sends_over_connections_of_its_own() -> None:
+    """After a fork, the adapter's requests in the child open a new connection; the
+    parent keeps its pooled one.
+
+    Protects against: the child taking the parent's pooled keep-alive connection, the
+    two processes then writing requests and reading answers on one socket.
+    """
+
+    class PortEcho(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Silent."""
+
+        def do_GET(self) -> None:
+            body = str(self.client_address[1]).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), PortEcho)
+    httpd.daemon_threads = True
+    serving = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
+    serving.start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/"
+    adapter = RefreshAdapter(
+        store=MemoryTokenStore(Token("at", "rt", expires_at=time.time() + 3600)),
+        refresher=lambda token: token,
+    )
+    try:
+        with requests.Session() as session:
+            adapter.mount(session, url)
+            parents_port = get(session, url).text
+            childs_port = in_child(lambda: get(session, url).text)
+            assert childs_port != parents_port
+            assert get(session, url).text == parents_port
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        serving.join(timeout=BOUND)
 
 
 # -- 4. durations on a monotonic clock ------------------------------------------------------

@@ -268,7 +268,14 @@ def test_a_changed_part_fails_the_checksum(json_keyring: JsonFileKeyring, tmp_pa
 
 @pytest.mark.parametrize(
     "value",
-    ["not json", "[1, 2]", '{"access_token": 5}', '{"format": "someone-else/9"}'],
+    [
+        "not json",
+        "[1, 2]",
+        '{"access_token": 5}',
+        '{"format": "someone-else/9"}',
+        "[" * 200_000 + "]" * 200_000,
+    ],
+    ids=["not json", "a list", "no token", "another format", "nested 200,000 deep"],
 )
 def test_a_value_that_is_not_our_token_is_a_store_error(
     json_keyring: JsonFileKeyring, tmp_path: Path, value: str
@@ -277,6 +284,20 @@ def test_a_value_that_is_not_our_token_is_a_store_error(
     json_keyring.set_password(SERVICE, USERNAME, value)
     with pytest.raises(TokenStoreError, match=r"clear|upgrade"):
         make_store(json_keyring, tmp_path).load()
+
+
+def test_a_save_replaces_a_deeply_nested_value(
+    json_keyring: JsonFileKeyring, tmp_path: Path
+) -> None:
+    """A value nested 200,000 deep under (service, username) is overwritten by a save.
+
+    Protects against: a raw RecursionError out of save(), which reads the old value to
+    find its parts, leaving the entry stuck until removed by hand.
+    """
+    json_keyring.set_password(SERVICE, USERNAME, "[" * 200_000 + "]" * 200_000)
+    store = make_store(json_keyring, tmp_path)
+    store.save(jwt_pair(256))
+    assert store.load() == jwt_pair(256)
 
 
 # -- keyring failures ---------------------------------------------------------------------

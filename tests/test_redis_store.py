@@ -3,7 +3,9 @@ saves, no Redis on the fast path, outages, lost data, and no secret in what it s
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import json
 import logging
 import threading
 import time
@@ -22,6 +24,7 @@ from requests_refresh import (
     TokenStoreConflictError,
     TokenStoreError,
 )
+from requests_refresh.stores._json import MAX_TOKEN_SIZE
 from requests_refresh.testing import AuthorizationServer, TokenStoreContract
 
 from .redis_server import REDIS_SERVER, RedisServer, free_port
@@ -427,6 +430,53 @@ def test_a_holder_whose_save_meets_an_empty_server_still_saves(
         store.save(make_token(2))
     assert store.load() == make_token(2)
     store.close()
+
+
+# -- hostile values ----------------------------------------------------------------------
+
+#: A stored value no token is: JSON nested 200,000 deep, with a secret-looking tail.
+DEEP = "[" * 200_000 + "]" * 200_000 + "sekrit"
+
+
+@pytest.mark.parametrize("under_lock", [False, True])
+@pytest.mark.parametrize(
+    "value",
+    [DEEP, json.dumps({"access_token": "sekrit" * MAX_TOKEN_SIZE}), '{"access_token": "sekrit",'],
+    ids=["nested 200,000 deep", "a token over MAX_TOKEN_SIZE", "broken JSON"],
+)
+def test_a_stored_value_that_is_no_token_is_a_store_error_that_quotes_nothing(
+    redis_server: RedisServer, stores: list[RedisTokenStore], value: str, under_lock: bool
+) -> None:
+    """Deep, huge or broken JSON under the token key: TokenStoreError naming the key.
+
+    Protects against: a raw RecursionError out of load(), a value of any size read into
+    memory, and the stored content echoed in the message.
+    """
+    store = RedisTokenStore(redis_server.url, unique_key("hostile"))
+    stores.append(store)
+    client = redis.Redis.from_url(redis_server.url)
+    client.hset(store.token_key, mapping={"token": value, "version": 1})
+    client.close()
+    held = store.lock() if under_lock else contextlib.nullcontext()
+    with held, pytest.raises(TokenStoreError) as caught:
+        store.load()
+    message = str(caught.value)
+    assert store.token_key in message
+    assert "clear" in message
+    assert "sekrit" not in message
+    assert len(message) < 1000
+
+
+def test_a_token_too_large_to_load_back_is_not_saved(
+    redis_server: RedisServer, stores: list[RedisTokenStore]
+) -> None:
+    """A save over MAX_TOKEN_SIZE is refused and the stored token stays."""
+    store = RedisTokenStore(redis_server.url, unique_key("huge"))
+    stores.append(store)
+    store.save(make_token(1))
+    with pytest.raises(TokenStoreError, match="nothing was written"):
+        store.save(Token("a" * MAX_TOKEN_SIZE))
+    assert store.load() == make_token(1)
 
 
 # -- secrets -----------------------------------------------------------------------------

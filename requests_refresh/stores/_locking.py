@@ -7,12 +7,12 @@ import errno
 import os
 import stat
 import threading
-import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import filelock
 
+from .._fork import reset_in_child
 from ..exceptions import TokenStoreError
 from ._files import SHARED_DIRECTORY_HINT, foreign_owner, kind
 
@@ -122,7 +122,7 @@ class SharedLock:
         self._thread_lock = threading.RLock()
         self._depth = 0  # how many hold() blocks the owning thread is in
         self._owner: int | None = None  # the thread holding the lock, for fork
-        _live.add(self)
+        reset_in_child(self)
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
@@ -193,16 +193,3 @@ class StoreLock(SharedLock):
             path = self._prepare() or path
         with hold_file_lock(path, self.timeout):
             yield
-
-
-#: Every live store lock, for the fork handler; a weak set keeps none alive.
-_live: weakref.WeakSet[SharedLock] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for lock in list(_live):
-        lock._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
-    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import os
 import threading
-import weakref
 from collections.abc import Iterator
 
+from .._fork import reset_in_child
 from ..token import Token
 
 __all__ = ["MemoryTokenStore", "TokenStore"]
@@ -80,7 +79,7 @@ class MemoryTokenStore(TokenStore):
             )
         self._token = token
         self._mutex = threading.Lock()
-        _live.add(self)
+        reset_in_child(self)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(has_token={self._token is not None})"
@@ -99,16 +98,6 @@ class MemoryTokenStore(TokenStore):
         with self._mutex:
             self._token = None
 
-
-#: Every live memory store, for the fork handler; a weak set keeps none alive.
-_live: weakref.WeakSet[MemoryTokenStore] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    # The thread that held a store's mutex does not exist in the child.
-    for store in list(_live):
-        store._mutex = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    def _after_fork_in_child(self) -> None:
+        """The thread that held the mutex, if any, does not exist in the child."""
+        self._mutex = threading.Lock()

@@ -15,6 +15,7 @@ from typing import Any
 from ..exceptions import TokenStoreError
 from ..token import Token
 from ._files import SHARED_DIRECTORY_HINT, foreign_owner, kind
+from ._json import MAX_TOKEN_SIZE, StoredJSONError, parse_stored_json
 from ._locking import DEFAULT_LOCK_TIMEOUT, StoreLock
 from .base import TokenStore
 
@@ -31,7 +32,7 @@ DEFAULT_KEY = "default"
 #: The ``"version"`` written to the file; a file with another version is refused.
 FORMAT_VERSION = 1
 #: The largest token file read, in bytes; a save that would write more is refused.
-MAX_FILE_SIZE = 1024 * 1024
+MAX_FILE_SIZE = MAX_TOKEN_SIZE
 
 _POSIX = os.name == "posix"
 # Opening must not wait (a FIFO), take a terminal, or translate newlines (Windows).
@@ -255,16 +256,9 @@ class FileTokenStore(TokenStore):
             raise self._too_large(len(raw))
         problem: str | None
         try:
-            data: object = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            problem = "it is not UTF-8 text"
-        except json.JSONDecodeError as exc:
-            # The message gives the position only, never the (secret) content.
-            problem = f"it is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
-        except RecursionError:
-            problem = "it is nested too deeply"
-        except ValueError:
-            problem = "it holds a number too long to read"  # over sys.get_int_max_str_digits()
+            data = parse_stored_json(raw)
+        except StoredJSONError as exc:
+            problem = str(exc)
         else:
             problem = _format_problem(data)
             if problem is None and isinstance(data, dict):

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..exceptions import TokenStoreError
 from ..token import Token
+from ._json import StoredJSONError, parse_stored_json
 from ._locking import DEFAULT_LOCK_TIMEOUT, StoreLock
 from .base import TokenStore
 
@@ -312,18 +313,15 @@ class KeyringTokenStore(TokenStore):
 
     def _decode(self, text: str) -> dict[str, Any]:
         try:
-            data = json.loads(text)
-        except ValueError as exc:
-            data = exc
-        if not isinstance(data, dict):
-            error = TokenStoreError(
+            data = parse_stored_json(text)
+            if not isinstance(data, dict):
+                raise StoredJSONError("it is not a JSON object")
+        except StoredJSONError as exc:
+            raise TokenStoreError(
                 f"the keyring entry {self._entry()} does not hold a token saved by"
-                " requests-refresh: clear it (store.clear()) if nothing else uses it,"
-                " or choose another service or username"
-            )
-            if isinstance(data, BaseException):
-                raise error from data
-            raise error
+                f" requests-refresh ({exc}): clear it (store.clear()) if nothing else uses"
+                " it, or choose another service or username"
+            ) from None
         return data
 
     def _header(self, data: dict[str, Any]) -> _Header:
@@ -353,8 +351,8 @@ class KeyringTokenStore(TokenStore):
         if raw is None:
             return None
         try:
-            data = json.loads(raw)
-        except ValueError:
+            data = parse_stored_json(raw)
+        except StoredJSONError:
             return None
         if isinstance(data, dict) and data.get("format") == _PARTS_FORMAT:
             slot = data.get("slot")

@@ -16,8 +16,10 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from .._fork import reset_in_child
 from ..exceptions import TokenStoreConflictError, TokenStoreError
 from ..token import Token
+from ._json import MAX_TOKEN_SIZE, StoredJSONError, parse_stored_json
 from ._locking import DEFAULT_LOCK_TIMEOUT, SharedLock
 from .base import TokenStore
 
@@ -47,16 +49,30 @@ _EXTRA = "pip install 'requests-refresh[redis]'"
 _LONGEST_POLL = 0.05  # the longest pause between two tries for a busy lock, seconds
 _MAX_SERVER_TEXT = 200  # characters of a server's error message kept in ours
 
-# KEYS[1] the token hash, KEYS[2] the lock; ARGV[1] our lock token, ARGV[2] the lease (ms).
-# Reads the token only while the lock is still ours, and starts the lease afresh: the
-# refresh that follows the read gets a whole lease.
-_LOAD_HELD = """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+# KEYS[1] the token hash; ARGV[1] the largest token read (bytes). Returns the token (false
+# when it is missing or larger), its version and its size: a token of any size is never
+# sent to the client.
+_LOAD = """
+local size = redis.call('HSTRLEN', KEYS[1], 'token')
+local version = redis.call('HGET', KEYS[1], 'version')
+if size > tonumber(ARGV[1]) then
+    return {false, version, size}
+end
+return {redis.call('HGET', KEYS[1], 'token'), version, size}
+"""
+
+# KEYS[1] the token hash, KEYS[2] the lock; ARGV[1] as for _LOAD, ARGV[2] our lock token,
+# ARGV[3] the lease (ms). Reads the token only while the lock is still ours, and starts
+# the lease afresh: the refresh that follows the read gets a whole lease.
+_LOAD_HELD = (
+    """
+if redis.call('GET', KEYS[2]) ~= ARGV[2] then
     return 0
 end
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
-return redis.call('HMGET', KEYS[1], 'token', 'version')
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
 """
+    + _LOAD
+)
 
 # KEYS[1] the token hash; ARGV[1] the token's JSON, ARGV[2] the version the caller read
 # ('' to write whatever is stored). A stored version other than the one read means a newer
@@ -183,6 +199,7 @@ class RedisTokenStore(TokenStore):
         self.token_key = slot + ":token"
         self.lock_key = slot + ":lock"
         self.server = _describe_server(self._client)
+        self._load = self._client.register_script(_LOAD)
         self._load_held = self._client.register_script(_LOAD_HELD)
         self._save = self._client.register_script(_SAVE)
         self._clear = self._client.register_script(_CLEAR)
@@ -197,6 +214,7 @@ class RedisTokenStore(TokenStore):
         self._keeper: _LeaseKeeper | None = None
         self._random = random.Random()  # noqa: S311 - polling jitter, not cryptography
         self._seen_version = 0  # the highest version read or written: to notice data loss
+        reset_in_child(self)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(server={self.server!r}, key={self.key!r})"
@@ -225,7 +243,7 @@ class RedisTokenStore(TokenStore):
             if holding:
                 reply = self._load_held(
                     keys=[self.token_key, self.lock_key],
-                    args=[self._lock_token, _ms(self.lease)],
+                    args=[MAX_TOKEN_SIZE, self._lock_token, _ms(self.lease)],
                 )
                 if not isinstance(reply, list):
                     raise TokenStoreError(
@@ -236,26 +254,35 @@ class RedisTokenStore(TokenStore):
                         " this long are expected"
                     )
             else:
-                reply = self._client.hmget(self.token_key, ["token", "version"])
+                reply = self._load(keys=[self.token_key], args=[MAX_TOKEN_SIZE])
         except self._errors.RedisError as exc:
             raise self._store_error(exc, "read") from exc
-        raw, version = (_text(value) for value in reply)
+        raw, version = _text(reply[0]), _text(reply[1])
+        size = int(reply[2])
         if holding:
             self._fence = version or ""
-        self._notice_version(version, has_token=raw is not None)
-        if raw is None:
+        self._notice_version(version, has_token=raw is not None or size > 0)
+        if raw is None and size == 0:
             return None
         try:
-            data = json.loads(raw)
+            if raw is None:
+                raise StoredJSONError(
+                    f"it is {size:,} bytes, over the {MAX_TOKEN_SIZE:,} bytes a token may"
+                    " take, and was not read"
+                )
+            data = parse_stored_json(raw)
             if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
+                raise StoredJSONError("it is not a JSON object")
             return Token.from_dict(data)
+        except StoredJSONError as exc:
+            problem = f" ({exc})"
         except ValueError:
-            raise TokenStoreError(
-                f"the Redis key {self.token_key} on {self.server} does not hold a token"
-                " saved by requests-refresh: clear it (`requests-refresh token clear --redis"
-                f" URL --key {self.key}`) and sign in again, or choose another key or prefix"
-            ) from None
+            problem = ""  # Token's message may quote a field
+        raise TokenStoreError(
+            f"the Redis key {self.token_key} on {self.server} does not hold a token saved by"
+            f" requests-refresh{problem}: clear it (`requests-refresh token clear --redis"
+            f" URL --key {self.key}`) and sign in again, or choose another key or prefix"
+        )
 
     def save(self, token: Token) -> None:
         """Store ``token``; durable as far as the server's persistence makes it.
@@ -271,6 +298,13 @@ class RedisTokenStore(TokenStore):
         if not isinstance(token, Token):
             raise TypeError(f"save() takes a Token, not {type(token).__name__}")
         text = json.dumps(token.to_dict(), separators=(",", ":"))
+        if len(text) > MAX_TOKEN_SIZE:  # ASCII: as many bytes as characters
+            raise TokenStoreError(
+                f"the token is {len(text):,} bytes as JSON, over the {MAX_TOKEN_SIZE:,} bytes"
+                f" a load accepts: nothing was written to {self.token_key} on {self.server}"
+                " (the stored token stays); check what makes the token (or its extra"
+                " fields) that large"
+            )
         holding = self._holder == threading.get_ident()
         expected = self._fence if holding and self._fence is not None else ""
         try:
@@ -365,6 +399,8 @@ class RedisTokenStore(TokenStore):
         self._lock_token = ""
         if keeper is not None:
             keeper.stop()
+        if not token:  # a hold forked from the parent's: the lease is not ours to release
+            return
         try:
             released = self._release(keys=[self.lock_key], args=[token])
         except self._errors.RedisError as exc:
@@ -385,6 +421,25 @@ class RedisTokenStore(TokenStore):
                 self.server,
                 self.lease,
             )
+
+    def _after_fork_in_child(self) -> None:
+        """Hold no lease of the parent's in a forked child.
+
+        The lease is the parent's: its keeper thread is not in the child, and its token
+        must not renew or release it from here. A hold by another thread is forgotten
+        (a thread of the child may get that thread's id); the forking thread's hold, if
+        it was inside :meth:`lock`, is now one whose lease is lost: a load under it is
+        refused, a save is checked against the version read before the fork, and
+        leaving the block sends nothing to Redis. redis-py's pool opens the child's own
+        connections (it checks the process id).
+        """
+        self._keeper = None
+        self._lock_token = ""  # never the lock's value in Redis
+        if self._holder != threading.get_ident():  # the forking thread keeps its id
+            self._holder = None
+            self._fence = None
+            self._lost_save = False
+        self._random.seed()  # the parent's jitter sequence is not the child's
 
     def _renew_lease(self, token: str) -> bool:
         """Extend the lease if the lock is still ours; False when it is not."""
@@ -433,7 +488,7 @@ class RedisTokenStore(TokenStore):
         elif isinstance(exc, errors.NoPermissionError):
             message = (
                 f"{where} does not let this user {action} the token: grant its ACL user the"
-                " commands GET SET PEXPIRE DEL HGET HSET HMGET HDEL HEXISTS HINCRBY EVAL"
+                " commands GET SET PEXPIRE DEL HGET HSET HSTRLEN HDEL HEXISTS HINCRBY EVAL"
                 f" EVALSHA SCRIPT on the keys {{{self.prefix}:*"
             )
         elif isinstance(exc, errors.ReadOnlyError):
