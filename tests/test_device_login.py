@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 
 import pytest
@@ -14,11 +15,12 @@ from requests_refresh import (
     LoginError,
     LoginTimeoutError,
     RefreshError,
+    TokenEndpointUnavailableError,
     device_login,
 )
 from requests_refresh.testing import AuthorizationServer
 
-from .servers import Reply, ScriptedServer, Seen
+from .servers import Reply, ScriptedServer, Seen, TrickledHead
 
 
 class FakeTime:
@@ -217,3 +219,45 @@ def test_extra_params_may_not_set_what_the_flow_sets(server: AuthorizationServer
             extra_params={"scope": "admin", "client_id": "other"},
         )
     assert server.stats.device_authorizations == 0
+
+
+def test_a_trickled_device_authorization_head_is_bounded_by_the_timeout() -> None:
+    """Headers sent a line at a time by the device authorization endpoint: an error in time.
+
+    Protects against: the timeout bounding each read only, so that a server sending a
+    header line every 0.1 s holds the login before it even shows a code.
+    """
+    shown: list[DeviceAuthorization] = []
+    with TrickledHead() as server:
+        started = time.monotonic()
+        with pytest.raises(TokenEndpointUnavailableError, match="exceeded the timeout of 1 s"):
+            device_login(
+                "c",
+                device_authorization_url=server.url + "/device",
+                token_url=server.url + "/token",
+                on_code=shown.append,
+                http_timeout=1.0,
+            )
+        assert time.monotonic() - started < 1.0 + 2.0
+    assert shown == []
+
+
+def test_a_trickled_device_authorization_body_is_bounded_by_the_timeout() -> None:
+    """A device authorization answer sent a byte at a time: an error within the timeout.
+
+    Protects against: the device authorization endpoint reading its answer with a
+    weaker bound than the token endpoint.
+    """
+    body = json.dumps({"device_code": "d" * 50, "user_code": "U", "expires_in": 60}).encode()
+    trickle = Reply(200, {"Content-Type": "application/json"}, body, per_byte=0.05)
+    with ScriptedServer(lambda seen: trickle) as scripted:
+        started = time.monotonic()
+        with pytest.raises(TokenEndpointUnavailableError, match=r"exceeded the timeout of 0\.5 s"):
+            device_login(
+                "c",
+                device_authorization_url=scripted.url + "/device",
+                token_url=scripted.url + "/token",
+                on_code=lambda code: None,
+                http_timeout=0.5,
+            )
+        assert time.monotonic() - started < 0.5 + 2.0

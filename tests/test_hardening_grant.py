@@ -37,7 +37,7 @@ from requests_refresh import (
     TokenStoreError,
 )
 
-from .servers import write_self_signed_certificate
+from .servers import TrickledHead, write_self_signed_certificate
 
 OLD = Token("at-OLD-access", "rt-OLD-refresh", expires_at=time.time() + 3600, scope="read")
 #: How much longer than the grant's timeout a whole exchange may take.
@@ -481,6 +481,69 @@ def test_a_trickling_token_endpoint_fails_within_the_timeout(
     with pytest.raises(TokenEndpointUnavailableError, match=r"exceeded.*timeout of 1 s"):
         refresh_with(endpoint, timeout=1.0)
     assert time.monotonic() - started < 1.0 + SLACK
+
+
+@pytest.mark.parametrize("part", ["headers", "status"])
+@pytest.mark.parametrize("timeout", [1.0, (0.5, 0.5)], ids=["number", "connect-read"])
+def test_a_token_endpoint_trickling_its_head_fails_within_the_timeout(
+    part: str, timeout: float | tuple[float, float]
+) -> None:
+    """A status line or headers sent a piece at a time end the refresh at the timeout.
+
+    Protects against: the timeout bounding each read only, so that a server sending a
+    header line every 0.1 s holds the refresh (and every thread waiting on it) for ever.
+    """
+    with TrickledHead(part) as server:
+        started = time.monotonic()
+        grant = RefreshTokenGrant(server.url + "/token", "app", timeout=timeout)
+        with grant, pytest.raises(TokenEndpointUnavailableError, match=r"exceeded.*of 1 s"):
+            grant(OLD)
+        assert time.monotonic() - started < 1.0 + SLACK
+        assert server.arrived.is_set()
+
+
+def test_a_tls_token_endpoint_trickling_its_headers_fails_within_the_timeout(
+    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over https too, headers sent a line at a time end the refresh at the timeout."""
+    cert_file, key_file = certificate
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert_file))
+    with TrickledHead("headers", tls=context) as server:
+        started = time.monotonic()
+        grant = RefreshTokenGrant(server.url + "/token", "app", timeout=1.0)
+        with grant, pytest.raises(TokenEndpointUnavailableError, match=r"exceeded.*of 1 s"):
+            grant(OLD)
+        assert time.monotonic() - started < 1.0 + SLACK
+
+
+def test_the_exchange_deadline_leaves_no_thread_behind(serve: Callable[..., Endpoint]) -> None:
+    """After exchanges that finish in time and one cut at its deadline, no watchdog is left.
+
+    Protects against: a deadline timer per exchange that is never cancelled or joined, so
+    that every refresh leaves a thread sleeping until its timeout.
+    """
+    endpoint = serve(lambda _: json_answer({**USABLE, "refresh_token": "rt-NEW"}))
+    with RefreshTokenGrant(endpoint.url, "app", timeout=30.0) as grant:
+        for _ in range(5):
+            assert grant(OLD).refresh_token == "rt-NEW"
+            assert not [t for t in threading.enumerate() if "deadline" in t.name]
+    with TrickledHead() as server, RefreshTokenGrant(server.url, "app", timeout=0.5) as grant:
+        with pytest.raises(TokenEndpointUnavailableError):
+            grant(OLD)
+        assert not [t for t in threading.enumerate() if "deadline" in t.name]
+
+
+def test_a_session_passed_in_is_left_as_it_was(serve: Callable[..., Endpoint]) -> None:
+    """The grant sends with a session passed in, and neither mounts on it nor closes it."""
+    endpoint = serve(lambda _: json_answer(USABLE))
+    with requests.Session() as session:
+        adapters = dict(session.adapters)
+        with RefreshTokenGrant(endpoint.url, "app", session=session, timeout=5.0) as grant:
+            assert grant(OLD).access_token == "at-NEW"
+        assert dict(session.adapters) == adapters
+        assert session.post(endpoint.url, timeout=5).status_code == 200
 
 
 def test_waiting_threads_get_the_grants_timeout_error(serve: Callable[..., Endpoint]) -> None:

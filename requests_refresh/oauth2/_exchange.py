@@ -36,6 +36,7 @@ from ._http import (
     BodyTimeoutError,
     BodyTooLargeError,
     load_json,
+    new_session,
     read_body,
     total_seconds,
     where,
@@ -78,7 +79,10 @@ class TokenEndpoint:
         timeout: seconds the whole exchange may take, from connecting to the last byte
             of the answer: a number, or ``(connect, read)`` for a total of their sum.
         session: a session to send with, e.g. one with a client certificate. By default
-            the endpoint makes its own, and closes it in :meth:`close`.
+            the endpoint makes its own, and closes it in :meth:`close`. A session passed
+            in is used as it is: while the server sends its status line and headers,
+            only each read is bounded by ``timeout`` (the endpoint's own session bounds
+            them as a whole).
         allow_insecure_http: allow a plain http token endpoint that is not loopback.
         owner: what the user constructed and passes ``allow_insecure_http`` to (the
             grant's class name), named in the refusal of a plain http endpoint.
@@ -124,7 +128,7 @@ class TokenEndpoint:
         self.token_types = types
         self._accepted_types = frozenset(t.lower() for t in types)
         self._owns_session = session is None
-        self._session = requests.Session() if session is None else session
+        self._session = new_session() if session is None else session
 
     def close(self) -> None:
         """Close the endpoint's own session (not one that was passed in)."""
@@ -156,8 +160,8 @@ class TokenEndpoint:
         error carries no token.
 
         The whole exchange, from connecting to the last byte of the answer, is bounded
-        by ``timeout`` (at worst by one more read timeout while the server sends its
-        headers); an answer over :data:`MAX_RESPONSE_BYTES` is not read further.
+        by ``timeout`` (with a session passed in, see ``session``); an answer over
+        :data:`MAX_RESPONSE_BYTES` is not read further.
 
         Raises:
             InvalidGrantError: ``invalid_grant``, whatever the HTTP status.
@@ -201,8 +205,9 @@ class TokenEndpoint:
         """POST ``params`` and the client's credentials to ``url``; read the answer.
 
         The whole exchange, from connecting to the last byte of the answer, is bounded
-        by ``timeout`` (at worst by one more read timeout while the server sends its
-        headers); no redirect is followed. ``place`` names the endpoint in messages
+        by ``timeout`` (the endpoint's own session cuts a status line and headers still
+        arriving at the deadline; see :class:`._http.DeadlineAdapter`); no redirect is
+        followed. ``place`` names the endpoint in messages
         (``"token endpoint https://..."``), ``url_name`` the argument that sets its URL,
         ``retry_hint`` what follows a timeout. The body is None when it is over ``limit``
         bytes, and not read further.
