@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -75,3 +76,12 @@ def test_a_trickled_head_is_bounded_by_the_timeout() -> None:
             revoke_token("rt-x", "app", revocation_url=server.url + "/revoke", timeout=1.0)
         assert time.monotonic() - started < 1.0 + 2.0
         assert server.arrived.is_set()
+
+
+@pytest.mark.parametrize("error", [None, ""])
+def test_a_success_with_an_empty_error_field_is_a_success(error: object) -> None:
+    """200 with ``"error": null`` or ``""`` from the revocation endpoint: revoked, no error."""
+    answer = Reply(200, {}, json.dumps({"error": error}).encode())
+    with ScriptedServer(lambda seen: answer) as scripted:
+        revoke_token("rt-x", "app", revocation_url=scripted.url + "/revoke", timeout=5)
+    assert len(scripted.seen) == 1
