@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import socket
 import time
 import urllib.parse
 
@@ -233,3 +235,29 @@ def test_a_trickled_token_endpoint_head_is_bounded_by_http_timeout(
         assert time.monotonic() - started < 1.0 + 5.0
         assert trickler.arrived.is_set()
     assert browser.pages[0].status_code == 200
+
+
+def test_a_port_in_use_is_a_login_error_that_says_to_pass_port_0(
+    server: AuthorizationServer,
+) -> None:
+    """port= taken by another listener: LoginError naming the port and port=0; nothing leaks.
+
+    Protects against: a raw OSError (Address already in use) that says nothing of what
+    to do, and a login that leaves its session or listening socket open behind it.
+    """
+    opened: list[str] = []
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        descriptors = len(os.listdir("/proc/self/fd"))
+        with pytest.raises(LoginError, match=rf"127\.0\.0\.1:{port} is in use.*port=0") as caught:
+            browser_login(
+                server.client_id,
+                authorization_url=server.authorization_url,
+                token_url=server.token_url,
+                open_browser=opened.append,
+                port=port,
+            )
+        assert len(os.listdir("/proc/self/fd")) == descriptors
+    assert isinstance(caught.value.__cause__, OSError)
+    assert opened == []
+    assert server.stats.token_requests == 0
