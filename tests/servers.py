@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import ipaddress
+import socket
+import ssl
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -163,3 +165,77 @@ def write_self_signed_certificate(folder: Path) -> tuple[Path, Path]:
         )
     )
     return cert_file, key_file
+
+
+class TrickledHead:
+    """A server on 127.0.0.1 that never finishes the head of its answer.
+
+    It reads a request, then sends ``HTTP/1.1 200 OK`` and one more header line every
+    ``pace`` seconds (``part="headers"``), or its status line a byte every ``pace``
+    seconds (``part="status"``), until the client goes away or the server is stopped.
+    Each line arrives well inside a read timeout, so only a bound on the whole exchange
+    ends it. ``arrived`` is set when a request has been read. With ``tls``, it speaks
+    https.
+    """
+
+    def __init__(
+        self, part: str = "headers", pace: float = 0.1, tls: ssl.SSLContext | None = None
+    ) -> None:
+        if part not in ("headers", "status"):
+            raise ValueError(part)
+        self.part = part
+        self.tls = tls
+        self.pace = pace
+        self.arrived = threading.Event()
+        self._stopping = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self._handlers: list[threading.Thread] = []
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def __enter__(self) -> TrickledHead:
+        self._acceptor.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stopping.set()
+        self._acceptor.join(timeout=10)
+        for handler in self._handlers:
+            handler.join(timeout=10)
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            handler = threading.Thread(target=self._trickle, args=(conn,), daemon=True)
+            self._handlers.append(handler)
+            handler.start()
+
+    def _trickle(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(5)
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            conn.recv(65536)
+            self.arrived.set()
+            if self.part == "headers":
+                conn.sendall(b"HTTP/1.1 200 OK\r\n")
+                pieces = (b"X-Trickle: %d\r\n" % n for n in range(10**6))
+            else:
+                pieces = (b"HTTP/1.1 200 OK"[n : n + 1] or b"K" for n in range(10**6))
+            for piece in pieces:
+                if self._stopping.wait(self.pace):
+                    return
+                conn.sendall(piece)
+        except OSError:
+            return  # the client gave up: that is the point
+        finally:
+            conn.close()

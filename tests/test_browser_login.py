@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import socket
+import time
 import urllib.parse
 
 import pytest
@@ -14,9 +17,12 @@ from requests_refresh import (
     InvalidGrantError,
     LoginError,
     LoginTimeoutError,
+    TokenEndpointUnavailableError,
     browser_login,
 )
 from requests_refresh.testing import AuthorizationServer
+
+from .servers import TrickledHead
 
 
 class Browser:
@@ -204,3 +210,54 @@ def test_extra_params_may_not_set_what_the_flow_sets(server: AuthorizationServer
             extra_params={"state": "fixed", "redirect_uri": "https://evil.example/"},
         )
     assert opened == []
+
+
+def test_a_trickled_token_endpoint_head_is_bounded_by_http_timeout(
+    server: AuthorizationServer,
+) -> None:
+    """The code's exchange at a token endpoint sending headers a line at a time ends in time.
+
+    Protects against: the timeout bounding each read only, so that a server sending a
+    header line every 0.1 s holds the login for ever after the browser came back.
+    """
+    browser = Browser()
+    with TrickledHead() as trickler:
+        started = time.monotonic()
+        with pytest.raises(TokenEndpointUnavailableError, match="exceeded the timeout of 1 s"):
+            browser_login(
+                server.client_id,
+                authorization_url=server.authorization_url,
+                token_url=trickler.url + "/token",
+                open_browser=browser,
+                http_timeout=1.0,
+                timeout=30,
+            )
+        assert time.monotonic() - started < 1.0 + 5.0
+        assert trickler.arrived.is_set()
+    assert browser.pages[0].status_code == 200
+
+
+def test_a_port_in_use_is_a_login_error_that_says_to_pass_port_0(
+    server: AuthorizationServer,
+) -> None:
+    """port= taken by another listener: LoginError naming the port and port=0; nothing leaks.
+
+    Protects against: a raw OSError (Address already in use) that says nothing of what
+    to do, and a login that leaves its session or listening socket open behind it.
+    """
+    opened: list[str] = []
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        descriptors = len(os.listdir("/proc/self/fd"))
+        with pytest.raises(LoginError, match=rf"127\.0\.0\.1:{port} is in use.*port=0") as caught:
+            browser_login(
+                server.client_id,
+                authorization_url=server.authorization_url,
+                token_url=server.token_url,
+                open_browser=opened.append,
+                port=port,
+            )
+        assert len(os.listdir("/proc/self/fd")) == descriptors
+    assert isinstance(caught.value.__cause__, OSError)
+    assert opened == []
+    assert server.stats.token_requests == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 
 import pytest
@@ -14,11 +15,12 @@ from requests_refresh import (
     LoginError,
     LoginTimeoutError,
     RefreshError,
+    TokenEndpointUnavailableError,
     device_login,
 )
 from requests_refresh.testing import AuthorizationServer
 
-from .servers import Reply, ScriptedServer, Seen
+from .servers import Reply, ScriptedServer, Seen, TrickledHead
 
 
 class FakeTime:
@@ -217,3 +219,122 @@ def test_extra_params_may_not_set_what_the_flow_sets(server: AuthorizationServer
             extra_params={"scope": "admin", "client_id": "other"},
         )
     assert server.stats.device_authorizations == 0
+
+
+def test_a_trickled_device_authorization_head_is_bounded_by_the_timeout() -> None:
+    """Headers sent a line at a time by the device authorization endpoint: an error in time.
+
+    Protects against: the timeout bounding each read only, so that a server sending a
+    header line every 0.1 s holds the login before it even shows a code.
+    """
+    shown: list[DeviceAuthorization] = []
+    with TrickledHead() as server:
+        started = time.monotonic()
+        with pytest.raises(TokenEndpointUnavailableError, match="exceeded the timeout of 1 s"):
+            device_login(
+                "c",
+                device_authorization_url=server.url + "/device",
+                token_url=server.url + "/token",
+                on_code=shown.append,
+                http_timeout=1.0,
+            )
+        assert time.monotonic() - started < 1.0 + 2.0
+    assert shown == []
+
+
+def test_a_trickled_device_authorization_body_is_bounded_by_the_timeout() -> None:
+    """A device authorization answer sent a byte at a time: an error within the timeout.
+
+    Protects against: the device authorization endpoint reading its answer with a
+    weaker bound than the token endpoint.
+    """
+    body = json.dumps({"device_code": "d" * 50, "user_code": "U", "expires_in": 60}).encode()
+    trickle = Reply(200, {"Content-Type": "application/json"}, body, per_byte=0.05)
+    with ScriptedServer(lambda seen: trickle) as scripted:
+        started = time.monotonic()
+        with pytest.raises(TokenEndpointUnavailableError, match=r"exceeded the timeout of 0\.5 s"):
+            device_login(
+                "c",
+                device_authorization_url=scripted.url + "/device",
+                token_url=scripted.url + "/token",
+                on_code=lambda code: None,
+                http_timeout=0.5,
+            )
+        assert time.monotonic() - started < 0.5 + 2.0
+
+
+def device_answer(**fields: object) -> Callable[[Seen], Reply]:
+    """A device authorization endpoint at /device answering ``fields`` over a usable
+    answer, and a token endpoint that issues a token at once."""
+    usable = {
+        "device_code": "dc-usable-device-code",
+        "user_code": "ABCD",
+        "verification_uri": "https://x/device",
+        "expires_in": 600,
+    }
+
+    def answer(seen: Seen) -> Reply:
+        if seen.path == "/device":
+            body: dict[str, object] = {**usable, **fields}
+        else:
+            body = {"access_token": "at-x", "token_type": "Bearer", "expires_in": 60}
+        return Reply(200, {"Content-Type": "application/json"}, json.dumps(body).encode())
+
+    return answer
+
+
+def test_huge_numbers_in_the_device_answer_are_clamped() -> None:
+    """expires_in and interval of 10**400 are clamped to a day and two minutes.
+
+    Protects against: a raw OverflowError (int too large to convert to float) escaping
+    from device_login instead of the bounds every other large number gets.
+    """
+    shown: list[DeviceAuthorization] = []
+    fake = FakeTime()
+    answer = device_answer(expires_in=10**400, interval=10**400)
+    with ScriptedServer(answer) as scripted:
+        started = time.time()
+        token = device_login(
+            "c",
+            device_authorization_url=scripted.url + "/device",
+            token_url=scripted.url + "/token",
+            on_code=shown.append,
+            sleep=fake.sleep,
+            clock=fake.clock,
+        )
+    assert token.access_token == "at-x"
+    assert shown[0].interval == 120.0
+    assert started + 24 * 3600 - 5 < shown[0].expires_at < time.time() + 24 * 3600 + 5
+    assert fake.sleeps == [120.0]
+
+
+@pytest.mark.parametrize("expires_in", [-(10**400), float("nan")], ids=["-10**400", "NaN"])
+def test_an_unusable_huge_expires_in_is_an_invalid_response(expires_in: float) -> None:
+    """expires_in of -10**400 (or NaN): InvalidTokenResponseError, never a raw error."""
+    answer = device_answer(expires_in=expires_in)
+    with ScriptedServer(answer) as scripted, pytest.raises(InvalidTokenResponseError):
+        device_login(
+            "c",
+            device_authorization_url=scripted.url + "/device",
+            token_url=scripted.url + "/token",
+            on_code=lambda code: None,
+        )
+
+
+def test_a_broken_device_code_is_named_not_quoted() -> None:
+    """A device_code with a control character is refused without quoting it.
+
+    Protects against: the device code, a secret that is one poll away from a token,
+    reaching the error message (and every log line that prints it).
+    """
+    answer = device_answer(device_code="dc-SECRET-device-code\n")
+    refused = pytest.raises(InvalidTokenResponseError, match="device_code")
+    with ScriptedServer(answer) as scripted, refused as caught:
+        device_login(
+            "c",
+            device_authorization_url=scripted.url + "/device",
+            token_url=scripted.url + "/token",
+            on_code=lambda code: None,
+        )
+    assert "SECRET" not in str(caught.value)
+    assert "SECRET" not in repr(caught.value)

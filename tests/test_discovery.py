@@ -18,7 +18,7 @@ from requests_refresh import (
 )
 from requests_refresh.testing import AuthorizationServer
 
-from .servers import Reply, ScriptedServer, Seen
+from .servers import Reply, ScriptedServer, Seen, TrickledHead
 
 
 def json_reply(document: object) -> Reply:
@@ -183,6 +183,21 @@ def test_a_trickled_document_is_bounded_by_the_timeout() -> None:
         with pytest.raises(DiscoveryError, match="did not arrive"):
             discover(scripted.url, timeout=0.5)
         assert time.monotonic() - started < 0.5 + 2.0
+
+
+@pytest.mark.parametrize("part", ["headers", "status"])
+def test_a_trickled_head_is_bounded_by_the_timeout(part: str) -> None:
+    """A status line or headers sent a piece at a time: DiscoveryError within the timeout.
+
+    Protects against: the timeout bounding each read only, so that a server sending a
+    header line every 0.1 s holds discovery (and the login waiting on it) for ever.
+    """
+    with TrickledHead(part) as server:
+        started = time.monotonic()
+        with pytest.raises(DiscoveryError, match="did not arrive within 1"):
+            discover(server.url, timeout=1.0)
+        assert time.monotonic() - started < 1.0 + 2.0
+        assert server.arrived.is_set()
 
 
 def test_deeply_nested_metadata_is_refused() -> None:

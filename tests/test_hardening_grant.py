@@ -15,6 +15,7 @@ import logging
 import ssl
 import threading
 import time
+import traceback
 import urllib.parse
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,7 +38,7 @@ from requests_refresh import (
     TokenStoreError,
 )
 
-from .servers import write_self_signed_certificate
+from .servers import TrickledHead, write_self_signed_certificate
 
 OLD = Token("at-OLD-access", "rt-OLD-refresh", expires_at=time.time() + 3600, scope="read")
 #: How much longer than the grant's timeout a whole exchange may take.
@@ -215,6 +216,95 @@ def test_no_rotated_token_without_a_usable_refresh_token(
     with pytest.raises(InvalidTokenResponseError) as caught:
         refresh_with(endpoint)
     assert caught.value.rotated_token is None
+
+
+@pytest.mark.parametrize("error", [None, "", 0, False, [], {}])
+def test_a_success_with_an_empty_error_field_is_a_token(
+    serve: Callable[..., Endpoint], error: object
+) -> None:
+    """200 with a token and ``"error": null`` (or another empty or non-string error) is a token.
+
+    Protects against: such an answer being taken for an error, so that the new refresh
+    token it carries is thrown away and the next refresh presents the spent one.
+    """
+    payload = {**USABLE, "refresh_token": "rt-NEW-rotated", "error": error}
+    endpoint = serve(lambda _: json_answer(payload))
+    token = refresh_with(endpoint)
+    assert (token.access_token, token.refresh_token) == ("at-NEW", "rt-NEW-rotated")
+    assert "error" not in token.extra
+
+
+def test_an_unusable_success_with_a_null_error_hands_back_the_rotated_token(
+    serve: Callable[..., Endpoint],
+) -> None:
+    """200 with ``"error": null``, a new refresh token and ``expires_in: 0``: it is kept."""
+    payload = {**USABLE, "refresh_token": "rt-NEW-rotated", "expires_in": 0, "error": None}
+    endpoint = serve(lambda _: json_answer(payload))
+    with pytest.raises(InvalidTokenResponseError) as caught:
+        refresh_with(endpoint)
+    assert caught.value.rotated_token is not None
+    assert caught.value.rotated_token.refresh_token == "rt-NEW-rotated"
+
+
+NEW_ACCESS = "at-NEW-live-access/+token"
+NEW_REFRESH = "rt-NEW-live-refresh/+token"
+NEW_SECRETS = {
+    "expires_in zero": (200, {"expires_in": 0}),
+    "token_type DPoP": (200, {"token_type": "DPoP", "id_token": "eyJ-NEW-live-id-token"}),
+    "an error besides": (200, {"error": "invalid_request", "device_code": "dc-NEW-live"}),
+    "error status": (400, {"error": "invalid_scope"}),
+}
+
+
+@pytest.mark.parametrize(("status", "change"), NEW_SECRETS.values(), ids=list(NEW_SECRETS))
+def test_an_error_for_an_answer_with_new_tokens_shows_none_of_them(
+    serve: Callable[..., Endpoint], status: int, change: dict[str, Any]
+) -> None:
+    """An answer carrying new tokens but raising: its tokens are in no text of the error.
+
+    Protects against: ``exc.response.text`` holding the live new access and refresh
+    tokens (only the secrets the request carried were masked), for a log line that
+    prints the response of any failed refresh.
+    """
+    payload = {**USABLE, "access_token": NEW_ACCESS, "refresh_token": NEW_REFRESH, **change}
+    secrets = [NEW_ACCESS, NEW_REFRESH, *(str(v) for v in change.values() if "NEW" in str(v))]
+    body = json.dumps(payload).replace("/", "\\/").encode()  # as PHP encodes it
+    endpoint = serve(lambda _: Answer(status, body))
+    with pytest.raises(RefreshError) as caught:
+        refresh_with(endpoint)
+    exc = caught.value
+    assert exc.response is not None
+    texts = {
+        "str": str(exc),
+        "repr": repr(exc),
+        "traceback": "".join(traceback.format_exception(exc)),
+        "response.text": exc.response.text,
+        "response.content": exc.response.content.decode("latin-1"),
+    }
+    for what, text in texts.items():
+        for secret in secrets:
+            for form in (secret, secret.replace("/", "\\/")):
+                assert form not in text, f"a new token in {what}"
+    if isinstance(exc, InvalidTokenResponseError) and exc.rotated_token is not None:
+        assert exc.rotated_token.refresh_token == NEW_REFRESH  # still handed back to store
+    assert json.loads(exc.response.content)["expires_in"] == payload["expires_in"]
+
+
+def test_a_success_that_is_not_json_is_attached_without_its_body(
+    serve: Callable[..., Endpoint],
+) -> None:
+    """A form-encoded 200 (what GitHub sends without Accept): the error has no body.
+
+    Protects against: a body whose tokens cannot be found reaching ``exc.response``.
+    """
+    body = urllib.parse.urlencode({"access_token": NEW_ACCESS, "refresh_token": NEW_REFRESH})
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    endpoint = serve(lambda _: Answer(200, body.encode(), headers))
+    with pytest.raises(InvalidTokenResponseError, match="not JSON") as caught:
+        refresh_with(endpoint)
+    assert caught.value.response is not None
+    assert caught.value.response.content == b""
+    assert NEW_ACCESS not in repr(caught.value.response.__dict__)
 
 
 # -- item 5: token contents that cannot go into a header; token types ---------------------
@@ -481,6 +571,69 @@ def test_a_trickling_token_endpoint_fails_within_the_timeout(
     with pytest.raises(TokenEndpointUnavailableError, match=r"exceeded.*timeout of 1 s"):
         refresh_with(endpoint, timeout=1.0)
     assert time.monotonic() - started < 1.0 + SLACK
+
+
+@pytest.mark.parametrize("part", ["headers", "status"])
+@pytest.mark.parametrize("timeout", [1.0, (0.5, 0.5)], ids=["number", "connect-read"])
+def test_a_token_endpoint_trickling_its_head_fails_within_the_timeout(
+    part: str, timeout: float | tuple[float, float]
+) -> None:
+    """A status line or headers sent a piece at a time end the refresh at the timeout.
+
+    Protects against: the timeout bounding each read only, so that a server sending a
+    header line every 0.1 s holds the refresh (and every thread waiting on it) for ever.
+    """
+    with TrickledHead(part) as server:
+        started = time.monotonic()
+        grant = RefreshTokenGrant(server.url + "/token", "app", timeout=timeout)
+        with grant, pytest.raises(TokenEndpointUnavailableError, match=r"exceeded.*of 1 s"):
+            grant(OLD)
+        assert time.monotonic() - started < 1.0 + SLACK
+        assert server.arrived.is_set()
+
+
+def test_a_tls_token_endpoint_trickling_its_headers_fails_within_the_timeout(
+    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over https too, headers sent a line at a time end the refresh at the timeout."""
+    cert_file, key_file = certificate
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert_file))
+    with TrickledHead("headers", tls=context) as server:
+        started = time.monotonic()
+        grant = RefreshTokenGrant(server.url + "/token", "app", timeout=1.0)
+        with grant, pytest.raises(TokenEndpointUnavailableError, match=r"exceeded.*of 1 s"):
+            grant(OLD)
+        assert time.monotonic() - started < 1.0 + SLACK
+
+
+def test_the_exchange_deadline_leaves_no_thread_behind(serve: Callable[..., Endpoint]) -> None:
+    """After exchanges that finish in time and one cut at its deadline, no watchdog is left.
+
+    Protects against: a deadline timer per exchange that is never cancelled or joined, so
+    that every refresh leaves a thread sleeping until its timeout.
+    """
+    endpoint = serve(lambda _: json_answer({**USABLE, "refresh_token": "rt-NEW"}))
+    with RefreshTokenGrant(endpoint.url, "app", timeout=30.0) as grant:
+        for _ in range(5):
+            assert grant(OLD).refresh_token == "rt-NEW"
+            assert not [t for t in threading.enumerate() if "deadline" in t.name]
+    with TrickledHead() as server, RefreshTokenGrant(server.url, "app", timeout=0.5) as grant:
+        with pytest.raises(TokenEndpointUnavailableError):
+            grant(OLD)
+        assert not [t for t in threading.enumerate() if "deadline" in t.name]
+
+
+def test_a_session_passed_in_is_left_as_it_was(serve: Callable[..., Endpoint]) -> None:
+    """The grant sends with a session passed in, and neither mounts on it nor closes it."""
+    endpoint = serve(lambda _: json_answer(USABLE))
+    with requests.Session() as session:
+        adapters = dict(session.adapters)
+        with RefreshTokenGrant(endpoint.url, "app", session=session, timeout=5.0) as grant:
+            assert grant(OLD).access_token == "at-NEW"
+        assert dict(session.adapters) == adapters
+        assert session.post(endpoint.url, timeout=5).status_code == 200
 
 
 def test_waiting_threads_get_the_grants_timeout_error(serve: Callable[..., Endpoint]) -> None:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import json
 import logging
+import socket
 import ssl
 import threading
 import time
 import traceback
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,9 @@ from requests_refresh import (
     RequestsRefreshError,
     Token,
     TokenEndpointError,
+    TokenEndpointUnavailableError,
+    device_login,
+    revoke_token,
 )
 from requests_refresh.testing import AuthorizationServer
 
@@ -424,3 +429,77 @@ def test_no_secret_in_logs_reprs_or_errors(all_logs: list[logging.LogRecord]) ->
     for text in texts:
         for value in secrets:
             assert value not in text, f"a secret in: {text[:200]}"
+
+
+# -- 7d. errors without an answer ------------------------------------------------------------
+
+CLIENT_SECRET = "cs-CLIENT-SECRET-leak"
+REFRESH_SECRET = "rt-REFRESH-SECRET-leak"
+
+
+@contextlib.contextmanager
+def unanswered(kind: str) -> Iterator[str]:
+    """A loopback URL whose server refuses the connection, or accepts it and never answers."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        if kind == "refused":
+            listener.close()
+        yield f"http://127.0.0.1:{port}"
+
+
+def _refresh(url: str) -> None:
+    with RefreshTokenGrant(url + "/token", "app", CLIENT_SECRET, timeout=0.5) as grant:
+        grant(Token("at-x", REFRESH_SECRET))
+
+
+def _revoke(url: str) -> None:
+    revoke_token(
+        REFRESH_SECRET,
+        "app",
+        client_secret=CLIENT_SECRET,
+        revocation_url=url + "/revoke",
+        timeout=0.5,
+    )
+
+
+def _device(url: str) -> None:
+    device_login(
+        "app",
+        client_secret=CLIENT_SECRET,
+        auth_method="client_secret_post",
+        device_authorization_url=url + "/device",
+        token_url=url + "/token",
+        extra_params={"resource": REFRESH_SECRET},
+        http_timeout=0.5,
+    )
+
+
+@pytest.mark.parametrize("call", [_refresh, _revoke, _device], ids=["grant", "revoke", "device"])
+@pytest.mark.parametrize("kind", ["refused", "timeout"])
+def test_a_transport_error_keeps_no_credentials_in_its_chained_request(
+    call: Callable[[str], None], kind: str
+) -> None:
+    """No connection or no answer: the chained requests error's request has no secret left.
+
+    Protects against: the error's ``__cause__`` (a requests ConnectionError or Timeout)
+    keeping the request it could not send, with the refresh token in its body and the
+    client's credentials in its Authorization header, for a traceback or a debugger.
+    """
+    with unanswered(kind) as url, pytest.raises(TokenEndpointUnavailableError) as caught:
+        call(url)
+    chained: list[BaseException] = []
+    cause: BaseException | None = caught.value
+    while cause is not None and len(chained) < 10:
+        chained.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    requests_errors = [e for e in chained if isinstance(e, requests.RequestException)]
+    assert any(not isinstance(e, RequestsRefreshError) for e in requests_errors)
+    for error in requests_errors:
+        request = error.request
+        if isinstance(request, requests.PreparedRequest):
+            assert request.body is None
+            assert "Authorization" not in request.headers
+    text = "".join(traceback.format_exception(caught.value))
+    basic = base64.b64encode(f"app:{CLIENT_SECRET}".encode()).decode()
+    for secret in (CLIENT_SECRET, REFRESH_SECRET, basic):
+        assert secret not in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -15,7 +16,7 @@ from requests_refresh import (
 )
 from requests_refresh.testing import AuthorizationServer
 
-from .servers import Reply, ScriptedServer
+from .servers import Reply, ScriptedServer, TrickledHead
 
 
 def test_revoking_the_refresh_token_ends_the_login(server: AuthorizationServer) -> None:
@@ -61,3 +62,26 @@ def test_a_trickled_answer_is_bounded_by_the_timeout() -> None:
             revoke_token("rt-x", "app", revocation_url=scripted.url + "/revoke", timeout=0.5)
         assert time.monotonic() - started < 0.5 + 2.0
     assert scripted.seen[0].headers["accept-encoding"] == "identity"
+
+
+def test_a_trickled_head_is_bounded_by_the_timeout() -> None:
+    """Headers sent a line at a time: TokenEndpointUnavailableError within the timeout.
+
+    Protects against: the timeout bounding each read only, so that a server sending a
+    header line every 0.1 s holds a sign-out for ever.
+    """
+    with TrickledHead() as server:
+        started = time.monotonic()
+        with pytest.raises(TokenEndpointUnavailableError, match="exceeded the timeout of 1 s"):
+            revoke_token("rt-x", "app", revocation_url=server.url + "/revoke", timeout=1.0)
+        assert time.monotonic() - started < 1.0 + 2.0
+        assert server.arrived.is_set()
+
+
+@pytest.mark.parametrize("error", [None, ""])
+def test_a_success_with_an_empty_error_field_is_a_success(error: object) -> None:
+    """200 with ``"error": null`` or ``""`` from the revocation endpoint: revoked, no error."""
+    answer = Reply(200, {}, json.dumps({"error": error}).encode())
+    with ScriptedServer(lambda seen: answer) as scripted:
+        revoke_token("rt-x", "app", revocation_url=scripted.url + "/revoke", timeout=5)
+    assert len(scripted.seen) == 1

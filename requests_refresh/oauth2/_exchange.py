@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import email.utils
+import json
 import math
 import ssl
 import time
@@ -36,6 +37,7 @@ from ._http import (
     BodyTimeoutError,
     BodyTooLargeError,
     load_json,
+    new_session,
     read_body,
     total_seconds,
     where,
@@ -63,6 +65,11 @@ _REDACTED = "<redacted>"
 MAX_RESPONSE_BYTES = 1 << 20
 # Request headers that carry credentials: dropped from a request attached to an error.
 _CREDENTIAL_HEADERS = ("Authorization", "Proxy-Authorization", "Cookie")
+# An answer's fields that hold secrets end so (access_token, refresh_token, id_token,
+# device_code, client_secret, ...); masked in a response attached to an error.
+_SECRET_FIELD_ENDINGS = ("token", "code", "secret", "password", "assertion")
+# The fields of an RFC 6749 section 5.2 error answer.
+_ERROR_FIELDS = frozenset({"error", "error_description", "error_uri"})
 
 
 class TokenEndpoint:
@@ -78,7 +85,10 @@ class TokenEndpoint:
         timeout: seconds the whole exchange may take, from connecting to the last byte
             of the answer: a number, or ``(connect, read)`` for a total of their sum.
         session: a session to send with, e.g. one with a client certificate. By default
-            the endpoint makes its own, and closes it in :meth:`close`.
+            the endpoint makes its own, and closes it in :meth:`close`. A session passed
+            in is used as it is: while the server sends its status line and headers,
+            only each read is bounded by ``timeout`` (the endpoint's own session bounds
+            them as a whole).
         allow_insecure_http: allow a plain http token endpoint that is not loopback.
         owner: what the user constructed and passes ``allow_insecure_http`` to (the
             grant's class name), named in the refusal of a plain http endpoint.
@@ -124,7 +134,7 @@ class TokenEndpoint:
         self.token_types = types
         self._accepted_types = frozenset(t.lower() for t in types)
         self._owns_session = session is None
-        self._session = requests.Session() if session is None else session
+        self._session = new_session() if session is None else session
 
     def close(self) -> None:
         """Close the endpoint's own session (not one that was passed in)."""
@@ -156,8 +166,8 @@ class TokenEndpoint:
         error carries no token.
 
         The whole exchange, from connecting to the last byte of the answer, is bounded
-        by ``timeout`` (at worst by one more read timeout while the server sends its
-        headers); an answer over :data:`MAX_RESPONSE_BYTES` is not read further.
+        by ``timeout`` (with a session passed in, see ``session``); an answer over
+        :data:`MAX_RESPONSE_BYTES` is not read further.
 
         Raises:
             InvalidGrantError: ``invalid_grant``, whatever the HTTP status.
@@ -183,9 +193,20 @@ class TokenEndpoint:
             limit=MAX_RESPONSE_BYTES,
             retry_hint="a cool-off follows",
         )
-        _scrub(response, body, redactor)
+        payload: Any = None
+        problem = f"a body over {MAX_RESPONSE_BYTES >> 20} MiB"
+        if body is not None:
+            payload, problem = load_json(body)
+        _scrub(response, body, payload, redactor)
         return self._parse(
-            response, body, params.get("grant_type", ""), redactor, started, make_rotated_token
+            response,
+            payload,
+            problem,
+            too_large=body is None,
+            grant_type=params.get("grant_type", ""),
+            redactor=redactor,
+            started=started,
+            make_rotated_token=make_rotated_token,
         )
 
     def _send(
@@ -201,8 +222,9 @@ class TokenEndpoint:
         """POST ``params`` and the client's credentials to ``url``; read the answer.
 
         The whole exchange, from connecting to the last byte of the answer, is bounded
-        by ``timeout`` (at worst by one more read timeout while the server sends its
-        headers); no redirect is followed. ``place`` names the endpoint in messages
+        by ``timeout`` (the endpoint's own session cuts a status line and headers still
+        arriving at the deadline; see :class:`._http.DeadlineAdapter`); no redirect is
+        followed. ``place`` names the endpoint in messages
         (``"token endpoint https://..."``), ``url_name`` the argument that sets its URL,
         ``retry_hint`` what follows a timeout. The body is None when it is over ``limit``
         bytes, and not read further.
@@ -248,20 +270,26 @@ class TokenEndpoint:
     def _parse(
         self,
         response: requests.Response,
-        body: bytes | None,
+        payload: Any,
+        problem: str,
+        *,
+        too_large: bool,
         grant_type: str,
         redactor: _Redactor,
         started: float,
         make_rotated_token: Callable[[str], Token] | None,
     ) -> Token:
+        """The token in an answer already read: ``payload`` is its JSON, or None and
+        ``problem`` says why (``too_large``: the body was over the size limit)."""
         status = response.status_code
-        payload: Any = None
-        problem = f"a body over {MAX_RESPONSE_BYTES >> 20} MiB"
-        if body is not None:
-            payload, problem = load_json(body)
         if isinstance(payload, dict) and "error" in payload:
-            raise self._error(payload, response, grant_type, redactor)
-        oversized = "" if body is not None else f", with {problem}"
+            raw_error = payload["error"]
+            if isinstance(raw_error, str) and raw_error:
+                raise self._error(raw_error, payload, response, grant_type, redactor)
+            # "error": null (or "", 0, ...) beside a token is no error: read the token,
+            # and its new refresh token, as if the field were not there.
+            payload = {k: v for k, v in payload.items() if k not in _ERROR_FIELDS}
+        oversized = f", with {problem}" if too_large else ""
         if 300 <= status < 400:
             raise TokenEndpointError(
                 f"the token endpoint {self.where()} answered with a redirect (HTTP {status}),"
@@ -319,21 +347,15 @@ class TokenEndpoint:
 
     def _error(
         self,
+        raw_error: str,
         payload: dict[str, Any],
         response: requests.Response,
         grant_type: str,
         redactor: _Redactor,
     ) -> RefreshError:
-        """The typed error for an RFC 6749 section 5.2 error response."""
+        """The typed error for an RFC 6749 section 5.2 error response (``raw_error``)."""
         status = response.status_code
-        raw_error = payload.get("error")
         raw_description = payload.get("error_description")
-        if not isinstance(raw_error, str):
-            return InvalidTokenResponseError(
-                f"the token endpoint {self.where()} answered HTTP {status} with an"
-                " error that is not a string",
-                response=response,
-            )
         error, description, detail = _quote_error(raw_error, raw_description, redactor)
         common: dict[str, Any] = {
             "error": error,
@@ -413,13 +435,14 @@ class TokenEndpoint:
         status = response.status_code
         redactor = _Redactor(secrets, self.client_id, self._client_secret)
         payload, _ = load_json(body) if body.strip() else (None, "")
-        if isinstance(payload, dict) and isinstance(payload.get("error"), str):
+        error_field = payload.get("error") if isinstance(payload, dict) else None
+        if isinstance(payload, dict) and isinstance(error_field, str) and error_field:
             error, description, detail = _quote_error(
-                payload["error"], payload.get("error_description"), redactor
+                error_field, payload.get("error_description"), redactor
             )
             kind = (
                 TokenEndpointUnavailableError
-                if _is_transient(payload["error"], status)
+                if _is_transient(error_field, status)
                 else TokenEndpointError
             )
             raise kind(
@@ -536,17 +559,59 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode().rstrip("=")
 
 
-def _scrub(response: requests.Response, body: bytes | None, redactor: _Redactor) -> None:
+def _scrub(
+    response: requests.Response, body: bytes | None, payload: Any, redactor: _Redactor
+) -> None:
     """Make ``response`` safe to attach to an error.
 
     Its request loses its body (the refresh token, the client secret) and credential
-    headers; its content becomes the body read, with every secret masked (empty when
-    the body was over the size limit and not read).
+    headers; its content becomes the body read, with every secret masked: those the
+    request carried, and the answer's own (a JSON answer's ``access_token``,
+    ``refresh_token``, ``id_token``, ``device_code``... at any depth, when it has any).
+    It is empty when the body was over the size limit and not read, or for a success
+    that is not a JSON object (a form-encoded token response: its tokens cannot be
+    told from the rest).
     """
     _scrub_request(response.request)
+    if body is not None and _holds_secret_fields(payload):
+        body = json.dumps(_mask_secret_fields(payload)).encode()
+    elif body is not None and 200 <= response.status_code < 300 and not isinstance(payload, dict):
+        body = None
     # The body was read here from the raw stream; setting _content is how a requests
     # Response holds a body already read (response.content, .text, .json() use it).
     response._content = b"" if body is None else redactor.bytes(body)
+
+
+def _is_secret_field(name: str) -> bool:
+    """Whether an answer's field ``name`` holds a secret: a token, a code, a secret."""
+    name = name.lower()
+    return not name.startswith("error") and name.endswith(_SECRET_FIELD_ENDINGS)
+
+
+def _holds_secret_fields(value: Any) -> bool:
+    """Whether JSON ``value`` (nested at most 32 deep) has a secret field anywhere."""
+    if isinstance(value, dict):
+        return any(
+            (_is_secret_field(key) and item is not None) or _holds_secret_fields(item)
+            for key, item in value.items()
+        )
+    if isinstance(value, list):
+        return any(_holds_secret_fields(item) for item in value)
+    return False
+
+
+def _mask_secret_fields(value: Any) -> Any:
+    """A copy of JSON ``value`` with every secret field's value masked."""
+    if isinstance(value, dict):
+        return {
+            key: _REDACTED
+            if _is_secret_field(key) and item is not None
+            else _mask_secret_fields(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_mask_secret_fields(item) for item in value]
+    return value
 
 
 def _scrub_request(request: requests.PreparedRequest | None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import hashlib
 import html
 import os
@@ -122,7 +123,9 @@ def browser_login(
     Raises:
         AuthorizationDeniedError: the user declined (``error=access_denied``).
         LoginTimeoutError: the browser did not come back within ``timeout``.
-        LoginError: the server answered with another error, or ``open_browser`` raised.
+        LoginError: the server answered with another error, ``open_browser`` raised, or
+            the listener could not listen on ``port`` (in use: the message says to pass
+            ``port=0``).
         DiscoveryError: the metadata has no authorization endpoint, or says the server
             does not support PKCE S256.
         TokenEndpointError, TokenEndpointUnavailableError, InvalidTokenResponseError:
@@ -229,7 +232,11 @@ class _Listener:
         self.code: str | None = None
         self.error: LoginError | None = None
         self._lock = threading.Lock()
-        self._httpd = _OneShotServer(("127.0.0.1", port), _CallbackHandler)
+        try:
+            # On failure, the server closes its socket before raising.
+            self._httpd = _OneShotServer(("127.0.0.1", port), _CallbackHandler)
+        except OSError as exc:
+            raise _listen_error(port, exc) from exc
         self._httpd.listener = self
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
@@ -341,6 +348,19 @@ class _Listener:
             "Signed in",
             "The sign-in finished. You can close this window and return to the terminal.",
         )
+
+
+def _listen_error(port: int, exc: OSError) -> LoginError:
+    """The error for a listener that could not listen on ``port``."""
+    if exc.errno == errno.EADDRINUSE:
+        problem = "is in use (by another program, or a login still running)"
+    else:
+        problem = f"cannot be listened on ({exc.strerror or type(exc).__name__})"
+    return LoginError(
+        f"the browser login's listener on 127.0.0.1:{port} {problem}: pass port=0 to"
+        " use a free port if the server accepts any loopback port (RFC 8252 section"
+        " 7.3), or free that port"
+    )
 
 
 class _OneShotServer(ThreadingHTTPServer):

@@ -230,7 +230,7 @@ def _parse_authorization(answer: dict[str, Any] | None) -> tuple[str, DeviceAuth
 
     fields = answer or {}
 
-    def text(name: str) -> str:
+    def text(name: str, *, secret: bool = False) -> str:
         value = fields.get(name)
         if not isinstance(value, str) or not value or len(value) > _MAX_FIELD:
             raise InvalidTokenResponseError(
@@ -238,13 +238,14 @@ def _parse_authorization(answer: dict[str, Any] | None) -> tuple[str, DeviceAuth
                 f" ({type(value).__name__}): check device_authorization_url"
             )
         if not value.isprintable():
+            # A secret (the device code) is named, never quoted.
+            shown = "" if secret else f": {quote_server_text(value, 40)}"
             raise InvalidTokenResponseError(
-                f"the device authorization answer has a {name} with control characters:"
-                f" {quote_server_text(value, 40)}"
+                f"the device authorization answer has a {name} with control characters{shown}"
             )
         return value
 
-    device_code = text("device_code")
+    device_code = text("device_code", secret=True)
     user_code = text("user_code")
     verification_uri = text("verification_uri")
     complete = None
@@ -277,7 +278,12 @@ def _parse_authorization(answer: dict[str, Any] | None) -> tuple[str, DeviceAuth
 
 
 def _number(value: object) -> float | None:
+    """A JSON number as a float (an integer too large for one: infinity, to be clamped
+    as any large number is); None for anything else, NaN included."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    number = float(value)
-    return number if math.isfinite(number) else None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        number = math.inf if value > 0 else -math.inf
+    return None if math.isnan(number) else number

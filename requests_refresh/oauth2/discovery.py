@@ -25,6 +25,7 @@ from ._http import (
     BodyTimeoutError,
     BodyTooLargeError,
     load_json,
+    new_session,
     origin_of,
     quote_server_text,
     read_body,
@@ -219,7 +220,7 @@ def discover(
     if not allow_insecure_http:
         require_safe_transport(issuer, configure="discover()")
     own = session is None
-    http = requests.Session() if session is None else session
+    http = new_session() if session is None else session
     try:
         tried: list[str] = []
         for url in well_known_urls(issuer):

@@ -54,7 +54,9 @@ class RefreshTokenGrant(EndpointGrant):
             of the answer: a number, or ``(connect, read)`` for a total of their sum. An
             answer over 1 MiB is not read.
         session: a session to send with, e.g. one with a client certificate. By default
-            the grant makes its own, and closes it in :meth:`close`.
+            the grant makes its own, and closes it in :meth:`close`. A session passed in
+            is used as it is: while the server sends its status line and headers, only
+            each read is bounded by ``timeout``.
         allow_insecure_http: allow a plain http token endpoint that is not loopback.
         token_types: the token types accepted, case-insensitively; only ``"Bearer"`` by
             default. RFC 6749 section 7.1: a client must not use a token type it does not
