@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import json
 import logging
 import os
 import select
@@ -663,6 +664,51 @@ def test_a_forked_child_sends_over_connections_of_its_own() -> None:
             assert childs_port != parents_port
             assert get(session, url).text == parents_port
     finally:
+        httpd.shutdown()
+        httpd.server_close()
+        serving.join(timeout=BOUND)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork with threads
+def test_a_forked_childs_refresh_opens_a_connection_of_its_own() -> None:
+    """After a fork, the grant's token request in the child opens a new connection; the
+    parent keeps its pooled one.
+
+    Protects against: the child posting its refresh token over the parent's pooled
+    keep-alive connection to the token endpoint, the two processes then mixing answers.
+    """
+
+    class TokenPortEcho(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Silent."""
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            body = json.dumps(
+                {"access_token": f"port-{self.client_address[1]}", "expires_in": 3600}
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), TokenPortEcho)
+    httpd.daemon_threads = True
+    serving = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
+    serving.start()
+    grant = RefreshTokenGrant(f"http://127.0.0.1:{httpd.server_address[1]}/token", "client")
+    token = Token("at", "rt")
+    try:
+        parents_port = grant(token).access_token
+        childs_port = in_child(lambda: grant(token).access_token)
+        assert childs_port.startswith("port-")
+        assert childs_port != parents_port
+        assert grant(token).access_token == parents_port
+    finally:
+        grant.close()
         httpd.shutdown()
         httpd.server_close()
         serving.join(timeout=BOUND)

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import requests
 
+from .. import _fork
 from .._transport import require_safe_transport
 from ..exceptions import (
     InvalidGrantError,
@@ -135,6 +136,14 @@ class TokenEndpoint:
         self._accepted_types = frozenset(t.lower() for t in types)
         self._owns_session = session is None
         self._session = new_session() if session is None else session
+        if self._owns_session:
+            _fork.reset_in_child(self)
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child gets a session of its own: the parent's pooled connections to
+        the token endpoint stay the parent's (dropped here, not closed: closing could
+        wait on a pool lock a thread of the parent held)."""
+        self._session = new_session()
 
     def close(self) -> None:
         """Close the endpoint's own session (not one that was passed in)."""
