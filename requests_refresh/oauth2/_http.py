@@ -198,6 +198,8 @@ def _report(connection: HTTPConnection) -> None:
 
 
 class _WatchedHTTPConnection(HTTPConnection):
+    """A connection that reports itself to the request's deadline watch."""
+
     def connect(self) -> None:
         super().connect()
         _report(self)
@@ -207,14 +209,8 @@ class _WatchedHTTPConnection(HTTPConnection):
         super().request(*args, **kwargs)
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def connect(self) -> None:
-        super().connect()
-        _report(self)
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _report(self)
-        super().request(*args, **kwargs)
+class _WatchedHTTPSConnection(_WatchedHTTPConnection, HTTPSConnection):
+    """The same for https: the watched methods come first, then HTTPSConnection's."""
 
 
 class _WatchedHTTPConnectionPool(HTTPConnectionPool):
