@@ -6,6 +6,7 @@ import base64
 import hashlib
 import os
 import socket
+import threading
 import time
 import urllib.parse
 
@@ -26,15 +27,27 @@ from .servers import TrickledHead
 
 
 class Browser:
-    """An open_browser that follows the URL with requests and keeps the pages it saw."""
+    """An open_browser that follows the URL with requests and keeps the pages it saw.
+
+    browser_login runs it in a thread of its own and may return as soon as the listener
+    has answered, before the answer has reached this "browser": :attr:`first_page` waits
+    for it (at most 10 s).
+    """
 
     def __init__(self) -> None:
         self.urls: list[str] = []
         self.pages: list[requests.Response] = []
+        self._loaded = threading.Event()
 
     def __call__(self, url: str) -> None:
         self.urls.append(url)
         self.pages.append(requests.get(url, timeout=10))
+        self._loaded.set()
+
+    @property
+    def first_page(self) -> requests.Response:
+        assert self._loaded.wait(10), "the browser never finished loading the page"
+        return self.pages[0]
 
     @property
     def query(self) -> dict[str, str]:
@@ -48,7 +61,7 @@ def test_success_returns_a_token_and_tells_the_user_to_go_back(
     browser = Browser()
     token = browser_login(server.client_id, issuer=server.issuer, open_browser=browser)
     assert token.refresh_token is not None
-    page = browser.pages[0]
+    page = browser.first_page
     assert page.status_code == 200
     assert "return to the terminal" in page.text
     assert page.url.startswith("http://127.0.0.1:")
@@ -116,8 +129,8 @@ def test_the_user_denies(server: AuthorizationServer) -> None:
     with pytest.raises(AuthorizationDeniedError, match="run the login again") as caught:
         browser_login(server.client_id, issuer=server.issuer, open_browser=browser)
     assert caught.value.error == "access_denied"
-    assert "access_denied" in browser.pages[0].text
-    assert "Return to the terminal" in browser.pages[0].text
+    assert "access_denied" in browser.first_page.text
+    assert "Return to the terminal" in browser.first_page.text
     assert server.stats.token_requests == 0
 
 
@@ -234,7 +247,7 @@ def test_a_trickled_token_endpoint_head_is_bounded_by_http_timeout(
             )
         assert time.monotonic() - started < 1.0 + 5.0
         assert trickler.arrived.is_set()
-    assert browser.pages[0].status_code == 200
+    assert browser.first_page.status_code == 200
 
 
 def test_a_port_in_use_is_a_login_error_that_says_to_pass_port_0(
