@@ -234,6 +234,29 @@ def test_a_success_with_an_empty_error_field_is_a_token(
     assert "error" not in token.extra
 
 
+@pytest.mark.parametrize("error", [True, ["invalid_grant"], {"code": "invalid_grant"}])
+def test_an_error_field_that_is_not_a_string_is_an_invalid_response(
+    serve: Callable[..., Endpoint], error: object
+) -> None:
+    """``"error": true`` (or a list, an object) is no token: on a 200 its new refresh token
+    is handed back to be stored; on a 400 the message says the error is not a string.
+
+    Protects against: a token installed from an answer that says it is an error, and a
+    400 with such an error reported as having no OAuth error at all.
+    """
+    payload = {**USABLE, "refresh_token": "rt-NEW-rotated", "error": error}
+    endpoint = serve(lambda _: json_answer(payload))
+    with pytest.raises(
+        InvalidTokenResponseError, match="error field that is not a string"
+    ) as caught:
+        refresh_with(endpoint)
+    assert caught.value.rotated_token is not None
+    assert caught.value.rotated_token.refresh_token == "rt-NEW-rotated"
+    refused = serve(lambda _: json_answer({"error": error}, status=400))
+    with pytest.raises(InvalidTokenResponseError, match="an error that is not a string"):
+        refresh_with(refused)
+
+
 def test_an_unusable_success_with_a_null_error_hands_back_the_rotated_token(
     serve: Callable[..., Endpoint],
 ) -> None:
@@ -254,6 +277,35 @@ NEW_SECRETS = {
     "an error besides": (200, {"error": "invalid_request", "device_code": "dc-NEW-live"}),
     "error status": (400, {"error": "invalid_scope"}),
 }
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (400, f"access_token={NEW_ACCESS}&refresh_token={NEW_REFRESH}".encode()),
+        (400, ("[" * 40 + json.dumps({"refresh_token": NEW_REFRESH}) + "]" * 40).encode()),
+        (
+            200,
+            json.dumps({"access_token": NEW_ACCESS, "jwt": NEW_REFRESH, "expires_in": 0}).encode(),
+        ),
+    ],
+    ids=["form-encoded error", "error nested too deep", "a jwt field"],
+)
+def test_an_answer_whose_secrets_cannot_be_told_apart_is_attached_without_them(
+    serve: Callable[..., Endpoint], status: int, body: bytes
+) -> None:
+    """An answer that is not a JSON object, or names a secret field oddly, shows no secret.
+
+    Protects against: a form-encoded or too-deeply-nested error answer (or a ``jwt``
+    field) kept whole in ``exc.response``, with the new tokens it carried.
+    """
+    endpoint = serve(lambda _: Answer(status, body))
+    with pytest.raises(RefreshError) as caught:
+        refresh_with(endpoint)
+    assert caught.value.response is not None
+    shown = caught.value.response.text + str(caught.value) + repr(caught.value)
+    assert NEW_ACCESS not in shown
+    assert NEW_REFRESH not in shown
 
 
 @pytest.mark.parametrize(("status", "change"), NEW_SECRETS.values(), ids=list(NEW_SECRETS))
@@ -590,6 +642,26 @@ def test_a_token_endpoint_trickling_its_head_fails_within_the_timeout(
             grant(OLD)
         assert time.monotonic() - started < 1.0 + SLACK
         assert server.arrived.is_set()
+
+
+def test_a_proxy_trickling_its_connect_answer_fails_within_the_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Through an http proxy, a CONNECT answer sent a line at a time ends at the timeout.
+
+    Protects against: the deadline watching the connection only once connect() returns,
+    while connect() itself reads the proxy's answer for as long as the proxy likes.
+    """
+    with TrickledHead("headers") as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        started = time.monotonic()
+        grant = RefreshTokenGrant("https://auth.example/token", "app", timeout=1.0)
+        with grant, pytest.raises(TokenEndpointUnavailableError, match=r"exceeded.*of 1 s"):
+            grant(OLD)
+        assert time.monotonic() - started < 1.0 + SLACK
+        assert proxy.arrived.is_set()
 
 
 def test_a_tls_token_endpoint_trickling_its_headers_fails_within_the_timeout(

@@ -68,7 +68,7 @@ MAX_RESPONSE_BYTES = 1 << 20
 _CREDENTIAL_HEADERS = ("Authorization", "Proxy-Authorization", "Cookie")
 # An answer's fields that hold secrets end so (access_token, refresh_token, id_token,
 # device_code, client_secret, ...); masked in a response attached to an error.
-_SECRET_FIELD_ENDINGS = ("token", "code", "secret", "password", "assertion")
+_SECRET_FIELD_ENDINGS = ("token", "tokens", "code", "secret", "password", "assertion", "jwt")
 # The fields of an RFC 6749 section 5.2 error answer.
 _ERROR_FIELDS = frozenset({"error", "error_description", "error_uri"})
 
@@ -291,14 +291,22 @@ class TokenEndpoint:
         """The token in an answer already read: ``payload`` is its JSON, or None and
         ``problem`` says why (``too_large``: the body was over the size limit)."""
         status = response.status_code
+        odd_error = False  # an "error" that is neither a code nor empty: true, [...], {...}
         if isinstance(payload, dict) and "error" in payload:
             raw_error = payload["error"]
             if isinstance(raw_error, str) and raw_error:
                 raise self._error(raw_error, payload, response, grant_type, redactor)
-            # "error": null (or "", 0, ...) beside a token is no error: read the token,
-            # and its new refresh token, as if the field were not there.
+            # An empty "error" (null, "", 0, false, [], {}) beside a token is no error:
+            # read the token, and its new refresh token, as if the field were not there.
+            odd_error = bool(raw_error)
             payload = {k: v for k, v in payload.items() if k not in _ERROR_FIELDS}
         oversized = f", with {problem}" if too_large else ""
+        if odd_error and status >= 400:
+            raise InvalidTokenResponseError(
+                f"the token endpoint {self.where()} answered HTTP {status} with an error"
+                " that is not a string: check token_url",
+                response=response,
+            )
         if 300 <= status < 400:
             raise TokenEndpointError(
                 f"the token endpoint {self.where()} answered with a redirect (HTTP {status}),"
@@ -328,6 +336,10 @@ class TokenEndpoint:
                 response=response,
             )
         try:
+            if odd_error:
+                raise InvalidTokenResponseError(
+                    "the token response has an error field that is not a string"
+                )
             token = Token.from_response(payload, now=started)
             if token.token_type.lower() not in self._accepted_types:
                 raise InvalidTokenResponseError(
@@ -577,14 +589,14 @@ def _scrub(
     headers; its content becomes the body read, with every secret masked: those the
     request carried, and the answer's own (a JSON answer's ``access_token``,
     ``refresh_token``, ``id_token``, ``device_code``... at any depth, when it has any).
-    It is empty when the body was over the size limit and not read, or for a success
-    that is not a JSON object (a form-encoded token response: its tokens cannot be
-    told from the rest).
+    It is empty when the body was over the size limit and not read, or when it is not
+    a JSON object, whatever the status (a form-encoded answer, JSON nested too deep: its
+    tokens cannot be told from the rest).
     """
     _scrub_request(response.request)
     if body is not None and _holds_secret_fields(payload):
         body = json.dumps(_mask_secret_fields(payload)).encode()
-    elif body is not None and 200 <= response.status_code < 300 and not isinstance(payload, dict):
+    elif body is not None and not isinstance(payload, dict):
         body = None
     # The body was read here from the raw stream; setting _content is how a requests
     # Response holds a body already read (response.content, .text, .json() use it).

@@ -7,6 +7,7 @@ device authorization and revocation endpoints, and discovery.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -177,18 +178,15 @@ class _Watch:
 def _cut(connection: HTTPConnection) -> None:
     """Shut the connection's socket down: a read waiting on it returns at once.
 
-    Through a duplicate of its descriptor, so that a TLS socket's own state is left for
-    the thread reading it; the connection is closed by urllib3 when the read fails.
+    With the plain socket's ``shutdown``, also for a TLS socket, so that its TLS state is
+    left for the thread reading it; the connection is closed by urllib3 when the read
+    fails. A socket closed meanwhile has no descriptor any more: nothing else is cut.
     """
     sock = getattr(connection, "sock", None)
     if sock is None:
         return  # still connecting: attach() cuts it once connected
-    try:
-        family = getattr(sock, "family", socket.AF_INET)
-        with socket.fromfd(sock.fileno(), family, socket.SOCK_STREAM) as duplicate:
-            duplicate.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed
+    with contextlib.suppress(OSError):  # already closed
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 def _report(connection: HTTPConnection) -> None:
@@ -207,6 +205,16 @@ class _WatchedHTTPConnection(HTTPConnection):
     def request(self, *args: Any, **kwargs: Any) -> None:
         _report(self)
         super().request(*args, **kwargs)
+
+    def _tunnel(self) -> None:
+        # Through a proxy, connect() sends CONNECT and reads the proxy's answer before it
+        # returns: the deadline covers that answer too. An answer cut short by the
+        # deadline can read as complete: stop here rather than start TLS on a dead socket.
+        _report(self)
+        super()._tunnel()
+        watch = getattr(_current, "watch", None)
+        if watch is not None and watch.expired:
+            raise TimeoutError("the proxy's answer outlasted the request's timeout")
 
 
 class _WatchedHTTPSConnection(_WatchedHTTPConnection, HTTPSConnection):
