@@ -664,6 +664,27 @@ def test_a_proxy_trickling_its_connect_answer_fails_within_the_timeout(
         assert proxy.arrived.is_set()
 
 
+def test_a_deadline_timer_that_cannot_start_is_a_library_error(
+    serve: Callable[..., Endpoint], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process out of threads gets TokenEndpointUnavailableError, not a raw RuntimeError.
+
+    Protects against: the deadline watch's thread failing to start (a process at its
+    thread limit) escaping the library's error tree. Thread exhaustion cannot be made
+    real here without harming the test run, so Timer.start is made to fail as it would.
+    """
+    endpoint = serve(lambda _: json_answer(USABLE))
+
+    def cannot_start(self: threading.Timer) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Timer, "start", cannot_start)
+    with pytest.raises(TokenEndpointUnavailableError) as caught:
+        refresh_with(endpoint)
+    assert isinstance(caught.value.__cause__, requests.ConnectionError)
+    assert endpoint.received == []
+
+
 def test_a_tls_token_endpoint_trickling_its_headers_fails_within_the_timeout(
     certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

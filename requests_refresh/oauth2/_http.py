@@ -100,7 +100,13 @@ class DeadlineAdapter(HTTPAdapter):
         outer = getattr(_current, "watch", None)
         _current.watch = watch
         try:
-            watch.start()
+            try:
+                watch.start()
+            except RuntimeError as exc:  # no thread can be started: out of threads
+                raise requests.exceptions.ConnectionError(
+                    "could not start the request's deadline timer (no thread available)",
+                    request=request,
+                ) from exc
             response = super().send(request, stream, timeout, verify, cert, proxies)
         except requests.RequestException as exc:
             if watch.expired:
