@@ -341,6 +341,24 @@ def test_threads_waiting_on_a_slow_store_read_give_up_at_refresh_timeout(when: s
 # -- 3. fork ---------------------------------------------------------------------------
 
 
+def fork_while_a_request_is_blocked(
+    session: requests.Session, url: str, entered: threading.Event, release: threading.Event
+) -> None:
+    """A thread of the parent sends a request that blocks (``entered`` is set, then it
+    waits on ``release``); meanwhile a forked child's request must succeed, and then the
+    parent's too."""
+    statuses: list[int] = []
+    holder = threading.Thread(target=lambda: statuses.append(get(session, url).status_code))
+    holder.start()
+    try:
+        assert entered.wait(BOUND)
+        assert in_child(status_of(session, url)) == "200"
+    finally:
+        release.set()
+        holder.join(timeout=BOUND)
+    assert statuses == [200], "the parent was affected"
+
+
 def in_child(work: Callable[[], str], bound: float = BOUND) -> str:
     """Run ``work`` in a forked child; return what it reported, or fail if it hung.
 
@@ -403,18 +421,7 @@ def test_a_child_forked_while_a_thread_holds_the_coordinator_lock_works(
     )
     with requests.Session() as session:
         adapter.mount(session, server.url + "/")
-        statuses: list[int] = []
-        holder = threading.Thread(
-            target=lambda: statuses.append(get(session, server.resource_url).status_code)
-        )
-        holder.start()
-        try:
-            assert entered.wait(BOUND)
-            assert in_child(status_of(session, server.resource_url)) == "200"
-        finally:
-            release.set()
-            holder.join(timeout=BOUND)
-        assert statuses == [200], "the parent was affected"
+        fork_while_a_request_is_blocked(session, server.resource_url, entered, release)
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork with threads
@@ -445,18 +452,7 @@ def test_a_child_forked_during_a_refresh_refreshes_for_itself(
     )
     with requests.Session() as session:
         adapter.mount(session, server.url + "/")
-        statuses: list[int] = []
-        holder = threading.Thread(
-            target=lambda: statuses.append(get(session, server.resource_url).status_code)
-        )
-        holder.start()
-        try:
-            assert entered.wait(BOUND)
-            assert in_child(status_of(session, server.resource_url)) == "200"
-        finally:
-            release.set()
-            holder.join(timeout=BOUND)
-        assert statuses == [200], "the parent was affected"
+        fork_while_a_request_is_blocked(session, server.resource_url, entered, release)
         assert adapter.stats.refreshes == 1
     assert not server.revoked
 
