@@ -20,7 +20,7 @@ from keyrings.alt.file import PlaintextKeyring  # type: ignore[import-untyped]  
 from requests_refresh import KeyringTokenStore, Token, TokenStoreError
 from requests_refresh.stores.keyring_store import SECURE_BACKENDS
 
-from .keyring_backends import JsonFileKeyring
+from .keyring_backends import JsonFileKeyring, MemoryKeyring
 
 TOKEN = Token("ZQX-access-secret", "ZQX-refresh-secret", expires_at=1_900_000_000.0)
 
@@ -43,21 +43,8 @@ def process_keyring() -> Iterator[None]:
         keyring.set_keyring(previous)
 
 
-class _SecretServiceInMemory(SecretService.Keyring):
+class _SecretServiceInMemory(MemoryKeyring, SecretService.Keyring):
     """A Secret Service backend that keeps entries in a dict: no D-Bus session here."""
-
-    def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]  # keyring leaves it unannotated
-        self.entries: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.entries.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.entries[service, username] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        del self.entries[service, username]
 
 
 def _chain(*backends: KeyringBackend) -> chainer.ChainerBackend:

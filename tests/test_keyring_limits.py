@@ -10,37 +10,15 @@ import pytest
 
 pytest.importorskip("keyring")  # the rest needs it: skipped where the extra is missing
 
-from keyring.backend import KeyringBackend
-from keyring.errors import PasswordDeleteError
-
 from requests_refresh import KeyringTokenStore, Token, TokenStoreError
 
+from .keyring_backends import MemoryKeyring
 from .store_contract import make_token
 
 SERVICE = "requests-refresh-tests"
 USERNAME = "alice@example.com"
 PART_SIZE = 128  # the smallest max_part_size: the fewest characters for the most parts
 MAX_PARTS = 10_000  # what a load accepts (keyring_store._MAX_PARTS)
-
-
-class MemoryKeyring(KeyringBackend):
-    """A keyring backend in a dict: fast enough for tens of thousands of entries."""
-
-    priority = 0.01
-
-    def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]  # keyring leaves it unannotated
-        self.entries: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.entries.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.entries[service, username] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        if self.entries.pop((service, username), None) is None:
-            raise PasswordDeleteError("Password not found")
 
 
 def token_of_length(characters: int) -> Token:
@@ -55,7 +33,7 @@ def token_of_length(characters: int) -> Token:
     return token
 
 
-def make_store(backend: KeyringBackend, tmp_path: Path) -> KeyringTokenStore:
+def make_store(backend: MemoryKeyring, tmp_path: Path) -> KeyringTokenStore:
     return KeyringTokenStore(
         SERVICE,
         USERNAME,
