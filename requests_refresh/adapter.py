@@ -18,6 +18,7 @@ from requests.models import PreparedRequest, Response
 from requests.utils import rewind_body
 from urllib3.util.retry import Retry
 
+from ._checks import check_seconds
 from ._fork import reset_in_child
 from ._transport import Origin, format_origin, origin_of, require_safe_origin, split_prefix
 from .coordinator import Coordinator, Refresher, RefreshHook, RefreshStats
@@ -176,8 +177,7 @@ class RefreshAdapter(HTTPAdapter):
             ("cooloff", cooloff),
             ("max_cooloff", max_cooloff),
         ):
-            if not value >= 0:
-                raise ValueError(f"{name} must be a number of seconds >= 0, not {value!r}")
+            check_seconds(name, value)
         retries = max_retries if isinstance(max_retries, Retry) else Retry.from_int(max_retries)
         if 401 in (retries.status_forcelist or ()):
             raise ValueError(

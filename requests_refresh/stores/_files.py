@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 _POSIX = os.name == "posix"
 
@@ -46,3 +47,20 @@ def foreign_owner(info: os.stat_result) -> str | None:
         return f"{pwd.getpwuid(info.st_uid).pw_name} (uid {info.st_uid})"
     except KeyError:
         return f"uid {info.st_uid}"
+
+
+def make_private_directory(directory: Path) -> None:
+    """Create ``directory`` and each missing parent, outermost first, each 0700.
+
+    Directories that exist already are left as they are. The mode is set again after
+    ``mkdir``, whose mode the umask cuts.
+
+    Raises:
+        OSError: a directory could not be created.
+    """
+    if directory.is_dir():
+        return
+    missing = [directory, *(p for p in directory.parents if not p.is_dir())]
+    for each in reversed(missing):
+        each.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(each, 0o700)

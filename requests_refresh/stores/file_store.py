@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .._checks import check_seconds
 from ..exceptions import TokenStoreError
 from ..token import Token
-from ._files import SHARED_DIRECTORY_HINT, foreign_owner, kind
+from ._files import SHARED_DIRECTORY_HINT, foreign_owner, kind, make_private_directory
 from ._json import MAX_TOKEN_SIZE, StoredJSONError, parse_stored_json
 from ._locking import DEFAULT_LOCK_TIMEOUT, StoreLock
 from .base import TokenStore
@@ -105,10 +106,7 @@ class FileTokenStore(TokenStore):
     ) -> None:
         if key is not None and (not isinstance(key, str) or not key):
             raise ValueError("key must be a non-empty string or None")
-        if not lock_timeout >= 0:
-            raise ValueError(
-                f"lock_timeout must be a number of seconds >= 0, not {lock_timeout!r}"
-            )
+        lock_timeout = check_seconds("lock_timeout", lock_timeout)
         self.path = Path(os.fspath(path)).absolute()
         self.key = DEFAULT_KEY if key is None else key
         self.lock_timeout = float(lock_timeout)
@@ -362,12 +360,8 @@ class FileTokenStore(TokenStore):
         return target.with_name(target.name + ".lock")
 
     def _make_directory(self, directory: Path) -> None:
-        if directory.is_dir():
-            return
-        missing = [directory, *(p for p in directory.parents if not p.is_dir())]
         try:
-            for each in reversed(missing):  # outermost first, each 0700 (mkdir's parents
-                each.mkdir(mode=0o700, exist_ok=True)  # option would use the umask's mode)
+            make_private_directory(directory)
         except OSError as exc:
             raise TokenStoreError(
                 f"cannot create the directory {directory} for the token file:"

@@ -40,15 +40,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .._checks import check_seconds
 from ..exceptions import TokenStoreError
 from ..token import Token
+from ._files import make_private_directory
 from ._json import StoredJSONError, parse_stored_json
 from ._locking import DEFAULT_LOCK_TIMEOUT, StoreLock
 from .base import TokenStore
@@ -174,10 +175,7 @@ class KeyringTokenStore(TokenStore):
         for name, value in (("service", service), ("username", username)):
             if not isinstance(value, str) or not value:
                 raise ValueError(f"{name} must be a non-empty string")
-        if not isinstance(lock_timeout, (int, float)) or not (
-            math.isfinite(lock_timeout) and lock_timeout >= 0
-        ):
-            raise ValueError("lock_timeout must be a finite number of seconds, 0 or more")
+        check_seconds("lock_timeout", lock_timeout)
         if isinstance(max_part_size, bool) or not isinstance(max_part_size, int):
             raise ValueError("max_part_size must be an int")
         if max_part_size < MIN_PART_SIZE:
@@ -507,10 +505,7 @@ class KeyringTokenStore(TokenStore):
             return
         directory = self._lock_path.parent
         try:
-            if not directory.is_dir():
-                directory.parent.mkdir(parents=True, exist_ok=True)
-                directory.mkdir(mode=0o700, exist_ok=True)
-                os.chmod(directory, 0o700)  # mkdir's mode is cut by the umask
+            make_private_directory(directory)
         except OSError as exc:
             raise TokenStoreError(
                 f"could not create the lock directory {directory}: {exc.strerror or exc};"

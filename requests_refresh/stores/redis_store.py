@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from .._checks import check_seconds
 from .._fork import reset_in_child
 from ..exceptions import TokenStoreConflictError, TokenStoreError
 from ..token import Token
@@ -182,9 +183,9 @@ class RedisTokenStore(TokenStore):
             raise ValueError("key must be a non-empty string or None")
         if not isinstance(prefix, str) or not prefix:
             raise ValueError("prefix must be a non-empty string")
-        _check_seconds("lock_timeout", lock_timeout, allow_zero=True)
-        _check_seconds("lease", lease, allow_zero=False)
-        _check_seconds("socket_timeout", socket_timeout, allow_zero=False)
+        check_seconds("lock_timeout", lock_timeout)
+        check_seconds("lease", lease, allow_zero=False)
+        check_seconds("socket_timeout", socket_timeout, allow_zero=False)
         self._errors = redis_py.exceptions
         self._owns_client = isinstance(redis, str)
         if isinstance(redis, str):
@@ -602,15 +603,3 @@ def _server_text(text: str) -> str:
 
 def _ms(seconds: float) -> int:
     return max(1, math.ceil(seconds * 1000))
-
-
-def _check_seconds(name: str, value: float, *, allow_zero: bool) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-        or (value == 0 and not allow_zero)
-    ):
-        more = "0 or more" if allow_zero else "more than 0"
-        raise ValueError(f"{name} must be a finite number of seconds, {more}")
