@@ -76,7 +76,7 @@ class NoTokenError(LoginRequiredError):
 
 
 class RefreshError(RequestsRefreshError):
-    """A new access token could not be obtained.
+    """A new access token could not be obtained, by a refresh or by a sign-in.
 
     Attributes:
         rotated_token: a token to store although the refresh failed, or None. A
@@ -155,6 +155,10 @@ class RefreshTimeoutError(RefreshError):
 
 class LoginError(RefreshError):
     """A sign-in flow (:func:`device_login`, :func:`browser_login`) ended without a token.
+
+    A :class:`RefreshError`, like the token endpoint errors the same flows can end with
+    (:class:`TokenEndpointError`, :class:`TokenEndpointUnavailableError`): ``except
+    RefreshError`` around a sign-in catches every way it can end without a token.
 
     Attributes:
         error: the OAuth ``error`` code the server sent (``"access_denied"``, ...), or None.
