@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 
 from requests_refresh import TokenStore, testing
+from requests_refresh.testing import make_token
 
-#: A distinct token per ``n``, with every field set: the one the shipped contract uses.
-make_token = testing._contract_token
+__all__ = ["TokenStoreContract", "make_token"]
 
 
 class TokenStoreContract(testing.TokenStoreContract):
