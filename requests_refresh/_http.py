@@ -188,9 +188,10 @@ def read_body(response: Response, *, limit: int = MAX_BODY, deadline: float) -> 
     """Read a streamed response's body: at most ``limit`` bytes, until ``deadline``.
 
     ``deadline`` is a :func:`time.monotonic` time. Each read on the socket waits no
-    longer than what is left until then, so a server that trickles its answer cannot
-    stretch it (at worst by one more read timeout where the socket cannot be reached).
-    The bytes are read as sent, not decompressed: ask with :data:`JSON_HEADERS`.
+    longer than what is left until then, and returns what has arrived, so a server that
+    trickles its answer cannot stretch it (at worst by one more read timeout where the
+    socket cannot be reached). The bytes are read as sent, not decompressed: ask with
+    :data:`JSON_HEADERS`. A body read to its end gives its connection back to the pool.
 
     Raises:
         BodyTooLargeError: the answer is, or says it is, longer than ``limit``.
@@ -231,10 +232,28 @@ def read_body(response: Response, *, limit: int = MAX_BODY, deadline: float) -> 
 
 
 def _read_some(raw: Any) -> Callable[[int], bytes]:
-    """A read of up to n bytes of ``raw``'s body: ``read1`` of urllib3 2, whatever has
-    arrived; ``read`` before, which waits for all n bytes, each piece within the socket
-    timeout."""
-    return getattr(raw, "read1", None) or raw.read  # type: ignore[no-any-return]
+    """A read of up to n bytes of ``raw``'s body that returns what has arrived.
+
+    urllib3 2 has ``read1``. urllib3 1.26's ``read(n)`` waits until all n bytes have
+    arrived, each piece within the socket timeout, so a trickle outlasts any deadline:
+    there the read is ``read1`` of the http.client response underneath, and at the end
+    of the body the connection goes back to the pool, as urllib3's own read does.
+    """
+    read1 = getattr(raw, "read1", None)
+    if read1 is not None:
+        return read1  # type: ignore[no-any-return]
+    underneath = getattr(raw, "_fp", None)
+    if not isinstance(underneath, http.client.HTTPResponse):
+        return raw.read  # type: ignore[no-any-return]
+
+    def read(amount: int) -> bytes:
+        chunk = underneath.read1(amount)
+        if not chunk and amount:  # the end of the body
+            underneath.close()
+            raw.release_conn()
+        return chunk
+
+    return read
 
 
 def _limit_next_read(raw: Any, remaining: float) -> None:
