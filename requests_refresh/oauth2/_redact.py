@@ -67,11 +67,13 @@ class Redactor:
         )
 
     def text(self, text: str) -> str:
+        """``text`` with every secret form masked."""
         for form in self._forms:
             text = text.replace(form, _REDACTED)
         return text
 
     def bytes(self, data: bytes) -> bytes:
+        """``data`` with every secret form masked, as UTF-8 and as Latin-1."""
         marker = _REDACTED.encode()
         for form in self._forms:
             data = data.replace(form.encode(), marker)
