@@ -151,9 +151,11 @@ def format_origin(origin: Origin) -> str:
 
 
 def origin_of(url: str) -> Origin | None:
-    """The origin of a prepared request URL; None when it has none (not http(s), bad port).
+    """The origin of ``url``; None when it has none (not http(s), no host, a bad port).
 
-    Remembered per origin, like :func:`require_safe_origin`: this runs for every request.
+    The host is compared as written: a prepared request's URL has it as requests sends
+    it (see :func:`split_prefix`). Remembered per origin, like
+    :func:`require_safe_origin`: this runs for every request.
     """
     end = url.find("/", url.find("//") + 2)
     return _origin_of(url if end < 0 else url[:end])
