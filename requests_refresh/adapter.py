@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import logging
 import time
 import urllib.parse
 import warnings
-import zlib
 from collections.abc import Callable, Iterable
 
 import requests
-import urllib3
 from requests.adapters import DEFAULT_POOLBLOCK, DEFAULT_POOLSIZE, DEFAULT_RETRIES, HTTPAdapter
 from requests.models import PreparedRequest, Response
 from requests.utils import rewind_body
@@ -20,7 +16,14 @@ from urllib3.util.retry import Retry
 
 from ._checks import check_seconds
 from ._fork import reset_in_child
-from ._transport import Origin, format_origin, origin_of, require_safe_origin, split_prefix
+from ._http import (
+    Origin,
+    drain,
+    format_origin,
+    origin_of,
+    require_safe_origin,
+    split_prefix,
+)
 from .coordinator import Coordinator, Refresher, RefreshHook, RefreshStats
 from .exceptions import NoOriginError, RequestsRefreshError
 from .stores import TokenStore
@@ -309,7 +312,10 @@ class RefreshAdapter(HTTPAdapter):
                 response.status_code,
             )
             return response
-        _settle(response, timeout)
+        # Finish with the refusal in bounded memory and time, so that a body that stalls
+        # cannot hold the replay even with timeout=None; one read to its end goes into the
+        # replay's history and gives its connection back.
+        drain(response, limit=DRAIN_LIMIT, seconds=_drain_seconds(timeout))
         self._coordinator.note_replay()
         replay = self._send_authorized(request, replacement[0], *options)
         replay.history = [response]
@@ -443,63 +449,13 @@ def _with_authorization(request: PreparedRequest, authorization: str) -> Prepare
     return copy
 
 
-def _settle(response: Response, timeout: _Timeout) -> None:
-    """Finish with a refusal before the replay, in bounded memory and time.
-
-    Reads at most :data:`DRAIN_LIMIT` bytes of its body, for at most :data:`DRAIN_TIME`
-    seconds (less if the request's read timeout is shorter), with a deadline on the
-    socket, so that a body that stalls cannot hold the replay even with ``timeout=None``.
-    A body read to its end within those bounds stays in the response (which goes into
-    the replay's ``history``) and its connection goes back to the pool; any other
-    refusal keeps its status and headers, an empty body, and its connection is closed.
-    """
-    raw = response.raw
-    budget = DRAIN_TIME
+def _drain_seconds(timeout: _Timeout) -> float:
+    """How long a refusal's body is read before the replay: :data:`DRAIN_TIME`, or the
+    request's read timeout when it is shorter."""
     read_timeout = timeout[1] if isinstance(timeout, tuple) else timeout
     if isinstance(read_timeout, (int, float)):
-        budget = max(0.0, min(budget, read_timeout))
-    connection = getattr(raw, "connection", None)
-    sock = getattr(connection, "sock", None)
-    read = getattr(raw, "read1", None) or getattr(raw, "read", None)  # read1: urllib3 2
-    body = bytearray()
-    complete = False
-    if sock is not None and read is not None:
-        deadline = time.monotonic() + budget
-        previous = sock.gettimeout()
-        try:
-            while len(body) <= DRAIN_LIMIT:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                sock.settimeout(remaining)
-                chunk = read(DRAIN_LIMIT + 1 - len(body), decode_content=False)
-                if not chunk:
-                    complete = True
-                    break
-                body += chunk
-        except (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException):
-            complete = False  # a timeout or a broken connection: it is closed below
-        finally:
-            with contextlib.suppress(OSError):
-                sock.settimeout(previous)
-    # Closing releases a connection whose body was read to the end, and closes any other.
-    response.close()
-    content = _decoded(bytes(body), response.headers.get("Content-Encoding")) if complete else b""
-    response._content = content
-    response._content_consumed = True
-
-
-def _decoded(body: bytes, encoding: str | None) -> bytes:
-    """``body`` without its gzip or deflate coding, at most :data:`DRAIN_LIMIT` bytes of it."""
-    if not encoding or encoding.strip().lower() == "identity":
-        return body
-    if encoding.strip().lower() not in ("gzip", "x-gzip", "deflate"):
-        return b""
-    try:
-        # 32 + MAX_WBITS: a gzip or zlib header, detected.
-        return zlib.decompressobj(32 + zlib.MAX_WBITS).decompress(body, DRAIN_LIMIT)
-    except zlib.error:
-        return b""
+        return max(0.0, min(DRAIN_TIME, read_timeout))
+    return DRAIN_TIME
 
 
 def _rewind(request: PreparedRequest) -> bool:

@@ -3,7 +3,8 @@ flow, discovery and revocation."""
 
 from __future__ import annotations
 
-from ._exchange import ClientAuthMethod, TokenEndpoint
+from ._client_auth import ClientAuthMethod
+from ._exchange import TokenEndpoint
 from .browser import browser_login
 from .client_credentials import ClientCredentialsGrant
 from .device import DeviceAuthorization, device_login

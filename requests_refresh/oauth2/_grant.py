@@ -35,14 +35,13 @@ def open_endpoint(
     *,
     issuer: str | None,
     urls: Mapping[str, str | None],
-    at: str = "token_endpoint",
     auth_method: ClientAuthMethod | None,
     timeout: float,
     session: requests.Session | None,
     allow_insecure_http: bool,
     owner: str,
 ) -> tuple[TokenEndpoint, dict[str, str], ServerMetadata | None]:
-    """The client's :class:`TokenEndpoint` at the ``at`` endpoint, and the flow's URLs.
+    """The client's :class:`TokenEndpoint`, and the flow's URLs.
 
     ``urls`` maps metadata names (``"token_endpoint"``) to the URL the caller passed, or
     None: the missing ones are discovered from ``issuer`` (see
@@ -59,7 +58,7 @@ def open_endpoint(
         allow_insecure_http=allow_insecure_http,
     )
     endpoint = TokenEndpoint(
-        resolved[at],
+        resolved["token_endpoint"],
         client_id,
         client_secret,
         auth_method=auth_method,

@@ -24,11 +24,11 @@ from typing import Any
 
 import requests
 
+from .._http import quote_server_text
 from ..exceptions import AuthorizationDeniedError, DiscoveryError, LoginError, LoginTimeoutError
 from ..token import Token
 from ._exchange import ClientAuthMethod, TokenEndpoint
 from ._grant import open_endpoint, refuse_reserved
-from ._http import quote_server_text
 
 __all__ = ["browser_login", "open_in_browser"]
 

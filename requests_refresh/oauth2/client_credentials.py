@@ -6,10 +6,10 @@ from collections.abc import Mapping
 
 import requests
 
+from .._http import total_seconds
 from ..token import Token
 from ._exchange import RESERVED_PARAMS, ClientAuthMethod
 from ._grant import EndpointGrant
-from ._http import total_seconds
 from .discovery import resolve_endpoints
 
 __all__ = ["ClientCredentialsGrant"]

@@ -16,6 +16,7 @@ from typing import Any
 
 import requests
 
+from .._http import quote_server_text
 from ..exceptions import (
     AuthorizationDeniedError,
     InvalidTokenResponseError,
@@ -26,7 +27,6 @@ from ..exceptions import (
 from ..token import Token
 from ._exchange import RESERVED_PARAMS, ClientAuthMethod, TokenEndpoint
 from ._grant import open_endpoint, refuse_reserved
-from ._http import quote_server_text
 
 __all__ = ["DeviceAuthorization", "device_login"]
 

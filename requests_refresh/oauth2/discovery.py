@@ -17,20 +17,20 @@ from typing import Any
 
 import requests
 
-from .._transport import require_safe_transport
-from ..exceptions import DiscoveryError
-from ._http import (
+from .._deadline import new_session
+from .._http import (
     JSON_HEADERS,
     BodyBrokenError,
     BodyTimeoutError,
     BodyTooLargeError,
     load_json,
-    new_session,
     origin_of,
     quote_server_text,
     read_body,
+    require_safe_transport,
     where,
 )
+from ..exceptions import DiscoveryError
 
 __all__ = ["ServerMetadata", "discover"]
 
@@ -281,7 +281,7 @@ def _fetch(
             ) from exc
         if status in (301, 302, 303, 307, 308) and location:
             target = urllib.parse.urljoin(url, location)
-            if origin_of(target) != origin:
+            if origin is None or origin_of(target) != origin:
                 raise DiscoveryError(
                     f"the metadata at {where(url)} redirects to another origin"
                     f" ({where(target)}), which is not followed: check the issuer URL"

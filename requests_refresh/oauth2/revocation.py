@@ -5,8 +5,9 @@ from __future__ import annotations
 import requests
 
 from ..token import Token
-from ._exchange import ClientAuthMethod
-from ._grant import open_endpoint
+from ._client_auth import ClientAuthMethod
+from ._endpoint import Endpoint
+from .discovery import resolve_endpoints
 
 __all__ = ["revoke_token"]
 
@@ -56,20 +57,23 @@ def revoke_token(
             value, token_type_hint = token.access_token, token_type_hint or "access_token"
     else:
         value = token
-    # The exchange's client authentication and error handling, aimed at another endpoint.
-    endpoint, urls, _ = open_endpoint(
-        client_id,
-        client_secret,
-        issuer=issuer,
-        urls={"revocation_endpoint": revocation_url},
-        at="revocation_endpoint",
-        auth_method=auth_method,
+    # The client authenticates to the revocation endpoint as to the token endpoint.
+    urls, _ = resolve_endpoints(
+        issuer,
+        {"revocation_endpoint": revocation_url},
         timeout=timeout,
         session=session,
         allow_insecure_http=allow_insecure_http,
-        owner="revoke_token()",
     )
     url = urls["revocation_endpoint"]
+    endpoint = Endpoint(
+        client_id,
+        client_secret,
+        auth_method=auth_method,
+        timeout=timeout,
+        session=session,
+        owner="revoke_token()",
+    )
     try:
         params = {"token": value}
         if token_type_hint is not None:

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from requests_refresh import InsecureTransportError, MemoryTokenStore, RefreshAdapter, Token
-from requests_refresh._transport import require_safe_origin, require_safe_transport
+from requests_refresh._http import require_safe_origin, require_safe_transport
 
 check_transport = functools.partial(require_safe_transport, configure="RefreshAdapter")
 
