@@ -117,6 +117,7 @@ class _Forced:
 @dataclasses.dataclass
 class _Login:
     revoked: bool = False
+    started: float = dataclasses.field(default_factory=time.time)
 
 
 @dataclasses.dataclass
@@ -165,6 +166,13 @@ class AuthorizationServer:
     :attr:`on_user_code`, called with each user code the device endpoint issues (a test
     can approve it there), and :attr:`metadata_overrides`, merged into the metadata
     document (a None value removes a field: ``{"device_authorization_endpoint": None}``).
+
+    Two more attributes bend the server the way some providers do. :attr:`token_fields`
+    is merged into every token response in the same way (``{"expires_in": 0}``: a token
+    said not to expire, though it still does after ``access_ttl``). :attr:`login_ttl`,
+    when set, ends each login that many seconds after it started: token responses carry
+    ``refresh_expires_in`` (Keycloak's field) with the time left, and a refresh after the
+    end gets ``invalid_grant``.
     """
 
     def __init__(
@@ -195,6 +203,8 @@ class AuthorizationServer:
         self.consent_autosubmit = consent_autosubmit
         self.on_user_code: Callable[[str], None] | None = None
         self.metadata_overrides: dict[str, Any] = {}
+        self.token_fields: dict[str, Any] = {}
+        self.login_ttl: float | None = None
         self._devices: dict[str, _Device] = {}  # device code -> its state
         self._user_codes: dict[str, str] = {}  # user code -> device code
         self._codes: dict[str, _Code] = {}  # authorization code -> its request
@@ -414,13 +424,25 @@ class AuthorizationServer:
         if scope is not None:
             payload["scope"] = scope
         if not refresh:
-            return payload
+            return self._bend(login, payload)
         if self.rotate or not any(
             owner == login and not spent for owner, spent in self._refresh_tokens.values()
         ):
             refresh_token = "rt-" + secrets.token_urlsafe(24)
             self._refresh_tokens[refresh_token] = (login, False)
             payload["refresh_token"] = refresh_token
+        return self._bend(login, payload)
+
+    def _bend(self, login: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """``payload`` with the login's end and :attr:`token_fields` (mutex held)."""
+        if self.login_ttl is not None and "refresh_token" in payload:
+            left = self._logins[login].started + self.login_ttl - time.time()
+            payload["refresh_expires_in"] = max(left, 0.001)
+        for name, value in self.token_fields.items():
+            if value is None:
+                payload.pop(name, None)
+            else:
+                payload[name] = value
         return payload
 
     def _take_forced(self) -> _Forced | None:
@@ -469,9 +491,11 @@ class AuthorizationServer:
                     "error": "invalid_grant",
                     "error_description": "refresh token already used",
                 }
-            if login.revoked:
+            ended = self.login_ttl is not None and time.time() >= login.started + self.login_ttl
+            if login.revoked or ended:
                 self._count(invalid_grant=1)
-                return 400, {"error": "invalid_grant", "error_description": "login revoked"}
+                reason = "login revoked" if login.revoked else "login ended"
+                return 400, {"error": "invalid_grant", "error_description": reason}
             if self.rotate:
                 self._refresh_tokens[presented] = (login_id, True)
             self._count(refreshes=1)
