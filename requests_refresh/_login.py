@@ -38,8 +38,8 @@ class LoginWatch:
         """Note ``token``, now the one in use; ``now`` is the adapter's clock."""
         if token.expires_at is None and self._expiry_known:
             logger.debug(
-                "the token response gave no expiry (expires_in absent or 0): the token is"
-                " used until the server refuses it, then refreshed"
+                "the token has no expiry (its token response had no expires_in, or 0):"
+                " it is used until the server refuses it, then refreshed"
             )
         self._expiry_known = token.expires_at is not None
         ends = token.refresh_expires_at

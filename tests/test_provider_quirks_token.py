@@ -386,7 +386,7 @@ def test_a_token_said_not_to_expire_is_used_until_refused_then_refreshed(
     assert adapter.stats.replays >= 3
     assert quirky.stats.reuse_detected == 0
     assert quirky.stats.invalid_grant == 0
-    noted = [r for r in caplog.records if "gave no expiry" in r.getMessage()]
+    noted = [r for r in caplog.records if "has no expiry" in r.getMessage()]
     assert len(noted) == 1
     assert noted[0].levelno == logging.DEBUG
 
