@@ -132,6 +132,12 @@ class RefreshAdapter(HTTPAdapter):
         origin: the origin (``"https://api.example.com"``), or a list of origins, that
             get the token, for an adapter mounted with ``session.mount()``. International
             host names are taken in the form requests sends (``xn--...``).
+        login_end_warning: log a WARNING when the login ends (the token's
+            ``refresh_expires_at``, from the server's ``refresh_expires_in`` or the like)
+            within this many seconds, a day by default, so that someone can sign in
+            again before requests start failing. Checked as each token comes in (loaded,
+            refreshed or adopted), not per request; logged once, and again only for a
+            later login that comes near its end. 0 turns it off.
         pool_connections, pool_maxsize, max_retries, pool_block: as for ``HTTPAdapter``.
             A ``max_retries`` whose ``status_forcelist`` holds 401 is refused (ValueError):
             urllib3 would resend the refused token without a refresh. Retries of 5xx
@@ -165,6 +171,7 @@ class RefreshAdapter(HTTPAdapter):
         max_cooloff: float = 60.0,
         clock: Callable[[], float] = time.time,
         origin: str | Iterable[str] | None = None,
+        login_end_warning: float = 86400.0,
         pool_connections: int = DEFAULT_POOLSIZE,
         pool_maxsize: int = DEFAULT_POOLSIZE,
         max_retries: int | Retry = DEFAULT_RETRIES,
@@ -179,6 +186,7 @@ class RefreshAdapter(HTTPAdapter):
             ("refresh_timeout", refresh_timeout),
             ("cooloff", cooloff),
             ("max_cooloff", max_cooloff),
+            ("login_end_warning", login_end_warning),
         ):
             check_seconds(name, value)
         retries = max_retries if isinstance(max_retries, Retry) else Retry.from_int(max_retries)
@@ -218,6 +226,7 @@ class RefreshAdapter(HTTPAdapter):
             max_cooloff=max_cooloff,
             on_refresh=on_refresh,
             clock=clock,
+            login_end_warning=login_end_warning,
         )
         super().__init__(
             pool_connections=pool_connections,

@@ -292,7 +292,10 @@ def describe_token(token: Token, now: float) -> list[tuple[str, str]]:
         ("scope", token.scope if token.scope is not None else "<none>"),
         ("issued_at", _moment(token.issued_at, now, "issued")),
         ("expires_at", _moment(token.expires_at, now, "expires")),
+        ("login ends", _moment(token.refresh_expires_at, now, "ends")),
     ]
+    if token.refresh_at is not None:
+        rows.append(("refresh_at", _moment(token.refresh_at, now, "due")))
     if token.extra:
         rows.append(("extra fields", ", ".join(sorted(map(str, token.extra)))))
     return rows
@@ -314,6 +317,10 @@ def _moment(when: float | None, now: float, verb: str) -> str:
     span = _duration(abs(when - now))
     if verb == "issued":
         relative = f"{span} ago" if when <= now else f"in {span} (clock skew?)"
+    elif verb == "ends":
+        relative = f"ends in {span}" if when > now else f"ended {span} ago: sign in again"
+    elif verb == "due":
+        relative = f"due in {span}" if when > now else f"due {span} ago"
     else:
         relative = f"expires in {span}" if when > now else f"expired {span} ago"
     return f"{iso} ({relative})"

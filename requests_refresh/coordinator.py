@@ -45,6 +45,7 @@ from typing import NoReturn
 import requests
 
 from ._fork import reset_in_child
+from ._login import LoginWatch
 from .exceptions import (
     LoginRequiredError,
     NoTokenError,
@@ -156,6 +157,7 @@ class Coordinator:
         max_cooloff: float,
         on_refresh: RefreshHook | None = None,
         clock: Callable[[], float] = time.time,
+        login_end_warning: float = 0.0,
     ) -> None:
         self._store = store
         self._refresher = refresher
@@ -167,6 +169,7 @@ class Coordinator:
         self._max_cooloff = max_cooloff
         self._on_refresh = on_refresh
         self._clock = clock
+        self._login_watch = LoginWatch(login_end_warning)  # told of each token installed
         self._random = random.Random()  # noqa: S311 - jitter, not cryptography
 
         self._cond = threading.Condition(threading.Lock())
@@ -758,6 +761,7 @@ class Coordinator:
             expires_at=_NO_EXPIRY if token.expires_at is None else token.expires_at,
         )
         self._current = current
+        self._login_watch.installed(token, self._clock())
         return current
 
     def _after_fork_in_child(self) -> None:

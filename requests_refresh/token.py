@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import re
 import time
@@ -13,6 +14,8 @@ from .exceptions import InvalidTokenResponseError
 
 __all__ = ["Token"]
 
+logger = logging.getLogger("requests_refresh")
+
 #: Longest ``expires_in`` accepted from a token endpoint: ten years. Anything larger is
 #: a server bug (or an overflow waiting to happen), not a lifetime.
 MAX_EXPIRES_IN = 10 * 365 * 24 * 3600
@@ -21,13 +24,33 @@ MAX_EXPIRES_IN = 10 * 365 * 24 * 3600
 #: time in milliseconds (today is about 1.7e12 of them).
 LATEST_EPOCH_SECONDS = 95_617_584_000
 
+#: The fields in which servers say, in seconds, when the refresh token (so the login)
+#: ends: Keycloak's ``refresh_expires_in``, GitHub Apps' ``refresh_token_expires_in``,
+#: Intuit's ``x_refresh_token_expires_in``. None is in RFC 6749.
+REFRESH_EXPIRY_FIELDS = (
+    "refresh_expires_in",
+    "refresh_token_expires_in",
+    "x_refresh_token_expires_in",
+)
+
 # Fields of a token response (RFC 6749 section 5.1) that Token models itself; any other
-# field (id_token, vendor fields) is kept in Token.extra.
+# field (id_token, vendor fields) is kept in Token.extra. The vendor fields of
+# REFRESH_EXPIRY_FIELDS and Entra's ``refresh_in`` are modelled too, when they can be read.
 _RESPONSE_FIELDS = frozenset(
     {"access_token", "token_type", "expires_in", "refresh_token", "scope"}
 )
 _DICT_FIELDS = frozenset(
-    {"access_token", "token_type", "expires_at", "issued_at", "refresh_token", "scope", "extra"}
+    {
+        "access_token",
+        "token_type",
+        "expires_at",
+        "issued_at",
+        "refresh_token",
+        "scope",
+        "extra",
+        "refresh_expires_at",
+        "refresh_at",
+    }
 )
 
 # What may go into ``Authorization: <token_type> <access_token>``.
@@ -68,20 +91,27 @@ class Token:
             not starting or ending with a space.
         refresh_token: the secret exchanged for a new token, or None.
         expires_at: when the access token expires, in epoch seconds (not milliseconds:
-            a time after the year 5000 is refused), or None if unknown.
+            a time after the year 5000 is refused), or None if unknown: such a token is
+            used until the server refuses it, then refreshed.
         token_type: the scheme of the ``Authorization`` header; ``"Bearer"`` by default.
             An HTTP token: letters, digits and ``!#$%&'*+-.^_`|~``.
+        scope: the granted scope as the server sent it, or None.
+        issued_at: when the token was obtained, in epoch seconds, or None if unknown.
+            With ``expires_at`` it gives the token's lifetime.
+        extra: every other field of the token response (``id_token``, vendor fields).
+            It may hold secrets too and is never shown by ``repr()``.
+        refresh_expires_at: when the refresh token expires, so when the login ends and
+            the user must sign in again, in epoch seconds, or None if unknown. Past it,
+            :class:`RefreshTokenGrant` does not present the refresh token.
+        refresh_at: when the server asked for a refresh ahead of expiry (Entra's
+            ``refresh_in``), in epoch seconds, or None. :meth:`refresh_due_at` honours it
+            when it comes first.
 
     Raises:
         ValueError: a field has the wrong type, or the access token or token type holds
             characters that cannot go into a header (CR, LF, NUL, non-ASCII, ...): a
             token must not be able to add headers to a request. The message never
             contains the value.
-        scope: the granted scope as the server sent it, or None.
-        issued_at: when the token was obtained, in epoch seconds, or None if unknown.
-            With ``expires_at`` it gives the token's lifetime.
-        extra: every other field of the token response (``id_token``, vendor fields).
-            It may hold secrets too and is never shown by ``repr()``.
     """
 
     access_token: str
@@ -91,6 +121,8 @@ class Token:
     scope: str | None = None
     issued_at: float | None = None
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False)
+    refresh_expires_at: float | None = None
+    refresh_at: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.access_token, str) or not self.access_token:
@@ -111,7 +143,7 @@ class Token:
                 "token_type holds characters that cannot go into an Authorization header"
                 " (only letters, digits and !#$%&'*+-.^_`|~)"
             )
-        for name in ("expires_at", "issued_at"):
+        for name in ("expires_at", "issued_at", "refresh_expires_at", "refresh_at"):
             value = getattr(self, name)
             if value is not None and not _is_finite_number(value):
                 raise ValueError(f"{name} must be a finite number of epoch seconds or None")
@@ -136,6 +168,10 @@ class Token:
         ]
         if self.scope is not None:
             parts.append(f"scope={self.scope!r}")
+        if self.refresh_expires_at is not None:
+            parts.append(f"refresh_expires_at={self.refresh_expires_at!r}")
+        if self.refresh_at is not None:
+            parts.append(f"refresh_at={self.refresh_at!r}")
         if self.extra:
             parts.append(f"extra_fields={sorted(self.extra)!r}")
         return f"Token({', '.join(parts)})"
@@ -160,23 +196,34 @@ class Token:
         """When to refresh ahead of expiry, in epoch seconds, or None for never.
 
         That is ``leeway`` seconds before ``expires_at``, but never more than half the
-        token's lifetime, so a token that lives 2 seconds is not refreshed on every use.
+        token's lifetime, so a token that lives 2 seconds is not refreshed on every use;
+        or :attr:`refresh_at`, the moment the server asked for, when it comes first.
         """
         if self.expires_at is None:
-            return None
+            return self.refresh_at
         if self.issued_at is not None:
             leeway = min(leeway, max(0.0, self.expires_at - self.issued_at) / 2)
-        return self.expires_at - leeway
+        due = self.expires_at - leeway
+        return due if self.refresh_at is None else min(due, self.refresh_at)
 
     @classmethod
     def from_response(cls, payload: object, now: float | None = None) -> Token:
         """Parse a successful token response (RFC 6749 section 5.1).
 
         ``expires_in`` becomes ``expires_at`` counted from ``now`` (default: the current
-        time). ``token_type`` is case-insensitive (``"bearer"`` becomes ``"Bearer"``) and
-        defaults to ``"Bearer"`` when absent. A missing ``refresh_token`` stays missing;
-        :class:`RefreshTokenGrant` keeps the old one in that case. Every other field is
-        kept in :attr:`extra`.
+        time); an absent one, or ``0`` (which some servers send for "does not expire"),
+        leaves it unknown. ``token_type`` is case-insensitive (``"bearer"`` becomes
+        ``"Bearer"``) and defaults to ``"Bearer"`` when absent. A missing
+        ``refresh_token`` stays missing; :class:`RefreshTokenGrant` keeps the old one in
+        that case.
+
+        The login's end becomes :attr:`refresh_expires_at`, from whichever of
+        ``refresh_expires_in``, ``refresh_token_expires_in`` and
+        ``x_refresh_token_expires_in`` comes (the earliest, if several), and Entra's
+        ``refresh_in`` becomes :attr:`refresh_at`. They are read as ``expires_in`` is,
+        but they only inform: ``0`` means unknown, and a value that cannot be read
+        (negative, over ten years, not a number) is ignored, logged at DEBUG and left
+        in :attr:`extra`. Every other field is kept in :attr:`extra`.
 
         Raises:
             InvalidTokenResponseError: the payload is not a usable token response. The
@@ -223,6 +270,15 @@ class Token:
         if token_type.lower() == "bearer":
             token_type = "Bearer"  # noqa: S105 - the scheme's name, not a secret
         expires_in = _parse_expires_in(payload.get("expires_in"))
+        modelled = set(_RESPONSE_FIELDS)
+        refresh_expires_in = None
+        for name in REFRESH_EXPIRY_FIELDS:
+            seconds = _parse_hint(payload, name, modelled)
+            if seconds is not None and (
+                refresh_expires_in is None or seconds < refresh_expires_in
+            ):
+                refresh_expires_in = seconds
+        refresh_in = _parse_hint(payload, "refresh_in", modelled)
         return cls(
             access_token=access_token,
             refresh_token=refresh_token,
@@ -230,7 +286,9 @@ class Token:
             token_type=token_type,
             scope=_parse_scope(payload.get("scope")),
             issued_at=now,
-            extra={k: v for k, v in payload.items() if k not in _RESPONSE_FIELDS},
+            extra={k: v for k, v in payload.items() if k not in modelled},
+            refresh_expires_at=None if refresh_expires_in is None else now + refresh_expires_in,
+            refresh_at=None if refresh_in is None else now + refresh_in,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -239,7 +297,14 @@ class Token:
         It contains the secrets: store it only where secrets belong.
         """
         data: dict[str, Any] = {"access_token": self.access_token, "token_type": self.token_type}
-        for name in ("refresh_token", "expires_at", "issued_at", "scope"):
+        for name in (
+            "refresh_token",
+            "expires_at",
+            "issued_at",
+            "scope",
+            "refresh_expires_at",
+            "refresh_at",
+        ):
             value = getattr(self, name)
             if value is not None:
                 data[name] = value
@@ -278,6 +343,8 @@ class Token:
             scope=data.get("scope"),
             issued_at=data.get("issued_at"),
             extra=extra,
+            refresh_expires_at=data.get("refresh_expires_at"),
+            refresh_at=data.get("refresh_at"),
         )
 
 
@@ -290,10 +357,12 @@ def _is_finite_number(value: object) -> bool:
         return False
 
 
-def _parse_expires_in(value: object) -> float | None:
-    """Seconds from an ``expires_in`` field, or None when absent.
+def _parse_expires_in(value: object, name: str = "expires_in") -> float | None:
+    """Seconds from an ``expires_in`` field, or None when absent or ``0`` (unknown).
 
-    Numeric strings (``"3599"``) are accepted: some identity providers send them.
+    Numeric strings (``"3599"``) are accepted: some identity providers send them. ``0``
+    is what some (Mailchimp) send for a token that does not expire: it is used until
+    refused. ``name`` is the field's name, for messages.
     """
     if value is None:
         return None
@@ -304,7 +373,7 @@ def _parse_expires_in(value: object) -> float | None:
             number = math.nan
         if not math.isfinite(number):
             raise InvalidTokenResponseError(
-                "the token response's expires_in is a string that is not a number of seconds"
+                f"the token response's {name} is a string that is not a number of seconds"
             )
     elif isinstance(value, int) and not isinstance(value, bool):
         number = value  # compared as an int: float() would overflow on a huge one
@@ -312,17 +381,37 @@ def _parse_expires_in(value: object) -> float | None:
         number = float(value)  # type: ignore[arg-type]  # checked by _is_finite_number
     else:
         raise InvalidTokenResponseError(
-            f"the token response's expires_in is not a number (got {type(value).__name__})"
+            f"the token response's {name} is not a number (got {type(value).__name__})"
         )
-    if number <= 0:
+    if number == 0:
+        return None
+    if number < 0:
         raise InvalidTokenResponseError(
-            "the token response's expires_in is not positive: the token would be born expired"
+            f"the token response's {name} is not positive: the token would be born expired"
         )
     if number > MAX_EXPIRES_IN:
         raise InvalidTokenResponseError(
-            "the token response's expires_in is more than ten years: refusing to trust it"
+            f"the token response's {name} is more than ten years: refusing to trust it"
         )
     return number
+
+
+def _parse_hint(payload: Mapping[str, Any], name: str, modelled: set[str]) -> float | None:
+    """Seconds from the optional field ``name``, or None when absent, 0 or unreadable.
+
+    These fields only inform, so a value that cannot be read costs the field, not the
+    token: it is logged (by name, never its value) and stays in ``extra``. A readable
+    one joins ``modelled``, the fields not copied into ``extra``.
+    """
+    if name not in payload:
+        return None
+    try:
+        seconds = _parse_expires_in(payload[name], name)
+    except InvalidTokenResponseError as exc:
+        logger.debug("ignoring a field of the token response: %s", exc)
+        return None
+    modelled.add(name)
+    return seconds
 
 
 def _parse_scope(value: object) -> str | None:

@@ -167,7 +167,7 @@ FAULTS = {
         )
         for name, value in (
             ("negative", -60),
-            ("zero", 0),
+            ("negative-string", "-1"),
             ("string", "one hour"),
             ("absurd", 10**12),
         )

@@ -26,7 +26,16 @@ MARKER = "SeCrEt-9f3a"
 NOW = 1_700_000_000.0
 
 _RESPONSE_KEYS = ["access_token", "token_type", "expires_in", "refresh_token", "scope"]
-_DICT_KEYS = ["access_token", "token_type", "expires_at", "issued_at", "refresh_token", "scope"]
+_DICT_KEYS = [
+    "access_token",
+    "token_type",
+    "expires_at",
+    "issued_at",
+    "refresh_token",
+    "scope",
+    "refresh_expires_at",
+    "refresh_at",
+]
 
 secrets_ = st.text(max_size=12).map(lambda text: MARKER + text)
 scalars = st.one_of(
@@ -102,10 +111,10 @@ def test_from_response_returns_a_token_or_raises_its_typed_error(payload: Any) -
     )
 )
 def test_expires_in_is_accepted_only_as_a_sane_number_of_seconds(payload: dict[str, Any]) -> None:
-    """expires_in: numbers and numeric strings in (0, ten years]; anything else refused.
+    """expires_in: numbers and numeric strings in [0, ten years]; anything else refused.
 
-    Protects against: tokens born expired, tokens trusted for centuries, and a huge
-    integer overflowing ``float()`` instead of being refused.
+    0 means "expiry unknown". Protects against: tokens born expired, tokens trusted for
+    centuries, and a huge integer overflowing ``float()`` instead of being refused.
     """
     value = payload.get("expires_in")
     try:
@@ -116,7 +125,7 @@ def test_expires_in_is_accepted_only_as_a_sane_number_of_seconds(payload: dict[s
         isinstance(seconds, (int, float))
         and not isinstance(seconds, bool)
         and (not isinstance(value, str) or value.strip().isascii())
-        and 0 < seconds <= MAX_EXPIRES_IN
+        and 0 <= seconds <= MAX_EXPIRES_IN
     )
     try:
         token = Token.from_response(payload, now=NOW)
@@ -125,6 +134,7 @@ def test_expires_in_is_accepted_only_as_a_sane_number_of_seconds(payload: dict[s
         assert not sane
         return
     assert value is None or sane
+    assert (token.expires_at is None) == (value is None or seconds == 0)
     # A tiny positive expires_in may round to now: refused as positive, not re-checked.
     assert token.expires_at is None or 0 <= token.expires_at - NOW <= MAX_EXPIRES_IN
 

@@ -82,7 +82,7 @@ class RotatingButUnusable:
     """A refresher whose first answer rotates the refresh token but is otherwise unusable.
 
     It refreshes for real at the server (which spends the presented refresh token), then
-    reports the answer as unusable (as a grant does for ``expires_in: 0``), handing back
+    reports the answer as unusable (as a grant does for ``expires_in: -1``), handing back
     the rotated refresh token on the error. Later calls refresh normally.
     """
 

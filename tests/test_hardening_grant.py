@@ -167,7 +167,7 @@ def refresh_with(endpoint: Endpoint, token: Token = OLD, **options: Any) -> Toke
 
 USABLE = {"access_token": "at-NEW", "token_type": "Bearer", "expires_in": 600}
 UNUSABLE = {
-    "expires_in zero": {"expires_in": 0},
+    "expires_in negative": {"expires_in": -1},
     "scope not a string": {"scope": 5},
     "empty access_token": {"access_token": ""},
     "access_token with CRLF": {"access_token": "at\r\nX-Injected: 1"},
@@ -209,7 +209,7 @@ def test_no_rotated_token_without_a_usable_refresh_token(
     serve: Callable[..., Endpoint], refresh_token: object
 ) -> None:
     """An unusable answer without a usable refresh token carries no token to store."""
-    payload: dict[str, Any] = {**USABLE, "expires_in": 0}
+    payload: dict[str, Any] = {**USABLE, "expires_in": -1}
     if refresh_token is not None:
         payload["refresh_token"] = refresh_token
     endpoint = serve(lambda _: json_answer(payload))
@@ -260,8 +260,8 @@ def test_an_error_field_that_is_not_a_string_is_an_invalid_response(
 def test_an_unusable_success_with_a_null_error_hands_back_the_rotated_token(
     serve: Callable[..., Endpoint],
 ) -> None:
-    """200 with ``"error": null``, a new refresh token and ``expires_in: 0``: it is kept."""
-    payload = {**USABLE, "refresh_token": "rt-NEW-rotated", "expires_in": 0, "error": None}
+    """200 with ``"error": null``, a new refresh token and ``expires_in: -1``: it is kept."""
+    payload = {**USABLE, "refresh_token": "rt-NEW-rotated", "expires_in": -1, "error": None}
     endpoint = serve(lambda _: json_answer(payload))
     with pytest.raises(InvalidTokenResponseError) as caught:
         refresh_with(endpoint)
@@ -272,7 +272,7 @@ def test_an_unusable_success_with_a_null_error_hands_back_the_rotated_token(
 NEW_ACCESS = "at-NEW-live-access/+token"
 NEW_REFRESH = "rt-NEW-live-refresh/+token"
 NEW_SECRETS = {
-    "expires_in zero": (200, {"expires_in": 0}),
+    "expires_in negative": (200, {"expires_in": -1}),
     "token_type DPoP": (200, {"token_type": "DPoP", "id_token": "eyJ-NEW-live-id-token"}),
     "an error besides": (200, {"error": "invalid_request", "device_code": "dc-NEW-live"}),
     "error status": (400, {"error": "invalid_scope"}),
@@ -286,7 +286,9 @@ NEW_SECRETS = {
         (400, ("[" * 40 + json.dumps({"refresh_token": NEW_REFRESH}) + "]" * 40).encode()),
         (
             200,
-            json.dumps({"access_token": NEW_ACCESS, "jwt": NEW_REFRESH, "expires_in": 0}).encode(),
+            json.dumps(
+                {"access_token": NEW_ACCESS, "jwt": NEW_REFRESH, "expires_in": -1}
+            ).encode(),
         ),
     ],
     ids=["form-encoded error", "error nested too deep", "a jwt field"],

@@ -75,4 +75,3 @@ def test_zero_and_a_plain_number_are_accepted_where_they_make_sense(
     else:
         with pytest.raises(ValueError, match="more than 0"):
             build(tmp_path)(**{option: 0})
-

@@ -67,7 +67,7 @@ def test_numeric_string_expires_in_is_accepted() -> None:
         ({"access_token": "a", "refresh_token": 7}, "refresh_token"),
         ({"access_token": "a", "token_type": ""}, "token_type"),
         ({"access_token": "a", "expires_in": -5}, "not positive"),
-        ({"access_token": "a", "expires_in": 0}, "not positive"),
+        ({"access_token": "a", "expires_in": "-1"}, "not positive"),
         ({"access_token": "a", "expires_in": "soon"}, "not a number of seconds"),
         ({"access_token": "a", "expires_in": 10**12}, "ten years"),
         ({"access_token": "a", "expires_in": True}, "not a number"),

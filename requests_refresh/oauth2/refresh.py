@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterable, Mapping
 
 import requests
 
-from ..exceptions import NoTokenError
+from .._login import format_utc
+from ..exceptions import InvalidGrantError, NoTokenError
 from ..token import Token
 from ._exchange import RESERVED_PARAMS, ClientAuthMethod
 from ._grant import EndpointGrant
@@ -23,9 +25,14 @@ class RefreshTokenGrant(EndpointGrant):
     redirect, and gives up after ``timeout`` seconds.
 
     When the answer has no ``refresh_token``, the old one is kept (RFC 6749 section 6:
-    the server may go on accepting it). Errors come back typed:
+    the server may go on accepting it). When it does not say when the login ends, the
+    old :attr:`~Token.refresh_expires_at` is kept, whether the refresh token was
+    rotated or not: a rotation renews the refresh token, not the login. Errors come
+    back typed:
 
     * ``invalid_grant`` (whatever the HTTP status): :class:`InvalidGrantError`;
+    * a token whose login has ended (its ``refresh_expires_at`` has passed):
+      :class:`InvalidGrantError` at once, without presenting the refresh token;
     * ``temporarily_unavailable``, ``server_error``, HTTP 429 and 5xx, timeouts and
       connection failures: :class:`TokenEndpointUnavailableError` (with ``retry_after``);
     * any other error: :class:`TokenEndpointError` with ``error``, ``error_description``
@@ -109,12 +116,21 @@ class RefreshTokenGrant(EndpointGrant):
 
         Raises:
             NoTokenError: ``token`` has no refresh token.
+            InvalidGrantError: the login has ended (``token.refresh_expires_at`` has
+                passed): nothing is sent.
             InvalidGrantError, TokenEndpointError, TokenEndpointUnavailableError,
             InvalidTokenResponseError: as described on the class (with ``rotated_token``
                 when the answer carried a new refresh token).
         """
         if token.refresh_token is None:
             raise NoTokenError("the stored token has no refresh token: sign in again")
+        ends = token.refresh_expires_at
+        if ends is not None and time.time() >= ends:
+            raise InvalidGrantError(
+                f"the login ended at {format_utc(ends)}: the server said its refresh token"
+                " expires then, so it was not presented. Sign in again and save the new"
+                " token to the store"
+            )
         new = self.endpoint.exchange(
             self._params({"grant_type": "refresh_token", "refresh_token": token.refresh_token}),
             secrets=(token.refresh_token, token.access_token),
@@ -126,4 +142,6 @@ class RefreshTokenGrant(EndpointGrant):
         )
         if new.refresh_token is None:
             new = dataclasses.replace(new, refresh_token=token.refresh_token)
+        if new.refresh_expires_at is None and ends is not None:
+            new = dataclasses.replace(new, refresh_expires_at=ends)
         return new

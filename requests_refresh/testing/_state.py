@@ -86,6 +86,8 @@ class Settings(Protocol):
     device_interval: float
     device_code_ttl: float
     on_user_code: Callable[[str], None] | None
+    token_fields: dict[str, Any]
+    login_ttl: float | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +104,7 @@ class ForcedAnswer:
 @dataclasses.dataclass
 class _Login:
     revoked: bool = False
+    started: float = dataclasses.field(default_factory=time.time)
 
 
 @dataclasses.dataclass
@@ -338,13 +341,26 @@ class OAuthState:
         if scope is not None:
             payload["scope"] = scope
         if not refresh:
-            return payload
+            return self._bend(login, payload)
         if settings.rotate or not any(
             owner == login and not spent for owner, spent in self._refresh_tokens.values()
         ):
             refresh_token = "rt-" + secrets.token_urlsafe(24)
             self._refresh_tokens[refresh_token] = (login, False)
             payload["refresh_token"] = refresh_token
+        return self._bend(login, payload)
+
+    def _bend(self, login: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """``payload`` with the login's end and the ``token_fields`` setting (mutex held)."""
+        settings = self._settings
+        if settings.login_ttl is not None and "refresh_token" in payload:
+            left = self._logins[login].started + settings.login_ttl - time.time()
+            payload["refresh_expires_in"] = max(left, 0.001)
+        for name, value in settings.token_fields.items():
+            if value is None:
+                payload.pop(name, None)
+            else:
+                payload[name] = value
         return payload
 
     def _client_ok(self, form: dict[str, str], authorization: str | None) -> bool:
@@ -382,9 +398,14 @@ class OAuthState:
                     "error": "invalid_grant",
                     "error_description": "refresh token already used",
                 }
-            if login.revoked:
+            ended = (
+                settings.login_ttl is not None
+                and time.time() >= login.started + settings.login_ttl
+            )
+            if login.revoked or ended:
                 self._count(invalid_grant=1)
-                return 400, {"error": "invalid_grant", "error_description": "login revoked"}
+                reason = "login revoked" if login.revoked else "login ended"
+                return 400, {"error": "invalid_grant", "error_description": reason}
             if settings.rotate:
                 self._refresh_tokens[presented] = (login_id, True)
             self._count(refreshes=1)

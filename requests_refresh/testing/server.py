@@ -35,6 +35,13 @@ class AuthorizationServer:
     :attr:`on_user_code`, called with each user code the device endpoint issues (a test
     can approve it there), and :attr:`metadata_overrides`, merged into the metadata
     document (a None value removes a field: ``{"device_authorization_endpoint": None}``).
+
+    Two more attributes bend the server the way some providers do. :attr:`token_fields`
+    is merged into every token response in the same way (``{"expires_in": 0}``: a token
+    said not to expire, though it still does after ``access_ttl``). :attr:`login_ttl`,
+    when set, ends each login that many seconds after it started: token responses carry
+    ``refresh_expires_in`` (Keycloak's field) with the time left, and a refresh after the
+    end gets ``invalid_grant``.
     """
 
     def __init__(
@@ -65,6 +72,8 @@ class AuthorizationServer:
         self.consent_autosubmit = consent_autosubmit
         self.on_user_code: Callable[[str], None] | None = None
         self.metadata_overrides: dict[str, Any] = {}
+        self.token_fields: dict[str, Any] = {}
+        self.login_ttl: float | None = None
         self._state = OAuthState(self)
         self._listener: Listener | None = None
         self._thread: threading.Thread | None = None
