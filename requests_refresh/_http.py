@@ -38,7 +38,6 @@ __all__ = [
     "format_origin",
     "load_json",
     "origin_of",
-    "quote_server_text",
     "read_body",
     "require_safe_origin",
     "require_safe_transport",
@@ -55,7 +54,6 @@ MAX_JSON_DEPTH = 32
 #: Request headers for a JSON answer. identity: the size limit counts what the server
 #: sends, and no decompression bomb hides behind it.
 JSON_HEADERS = {"Accept": "application/json", "Accept-Encoding": "identity"}
-_MAX_QUOTED = 200
 _CHUNK = 16384
 
 
@@ -353,14 +351,6 @@ def total_seconds(timeout: float | tuple[float, float]) -> float:
     if isinstance(timeout, tuple):
         return float(sum(timeout))
     return float(timeout)
-
-
-def quote_server_text(text: object, limit: int = _MAX_QUOTED) -> str:
-    """A server-supplied value, cut to ``limit`` characters and quoted for a message."""
-    value = text if isinstance(text, str) else repr(text)
-    if len(value) > limit:
-        value = value[:limit] + "..."
-    return repr(value)
 
 
 def where(url: str) -> str:

@@ -14,7 +14,6 @@ from requests.models import PreparedRequest, Response
 from requests.utils import rewind_body
 from urllib3.util.retry import Retry
 
-from ._checks import check_seconds
 from ._fork import reset_in_child
 from ._http import (
     Origin,
@@ -24,6 +23,7 @@ from ._http import (
     require_safe_origin,
     split_prefix,
 )
+from ._values import check_seconds
 from .coordinator import Coordinator, Refresher, RefreshHook, RefreshStats
 from .exceptions import NoOriginError, RequestsRefreshError
 from .stores import TokenStore

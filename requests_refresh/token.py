@@ -10,6 +10,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from ._values import json_number
 from .exceptions import InvalidTokenResponseError
 
 __all__ = ["Token"]
@@ -349,12 +350,8 @@ class Token:
 
 
 def _is_finite_number(value: object) -> bool:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int too large for a float: JSON allows any number of digits
-        return False
+    number = json_number(value)
+    return number is not None and math.isfinite(number)
 
 
 def _parse_expires_in(value: object, name: str = "expires_in") -> float | None:
@@ -366,20 +363,12 @@ def _parse_expires_in(value: object, name: str = "expires_in") -> float | None:
     """
     if value is None:
         return None
-    if isinstance(value, str):
-        try:
-            number: float = float(value.strip()) if value.strip().isascii() else math.nan
-        except ValueError:
-            number = math.nan
-        if not math.isfinite(number):
-            raise InvalidTokenResponseError(
-                f"the token response's {name} is a string that is not a number of seconds"
-            )
-    elif isinstance(value, int) and not isinstance(value, bool):
-        number = value  # compared as an int: float() would overflow on a huge one
-    elif _is_finite_number(value):
-        number = float(value)  # type: ignore[arg-type]  # checked by _is_finite_number
-    else:
+    number = json_number(value, strings=True)
+    if isinstance(value, str) and (number is None or not math.isfinite(number)):
+        raise InvalidTokenResponseError(
+            f"the token response's {name} is a string that is not a number of seconds"
+        )
+    if number is None or (math.isinf(number) and not isinstance(value, int)):
         raise InvalidTokenResponseError(
             f"the token response's {name} is not a number (got {type(value).__name__})"
         )

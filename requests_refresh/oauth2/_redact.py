@@ -17,6 +17,8 @@ from typing import Any
 
 import requests
 
+from .._values import clean_server_text
+
 __all__ = ["Redactor", "form_encode", "quote_error", "scrub", "scrub_exception"]
 
 #: The longest ``error_description`` (or other server text) quoted in a message.
@@ -83,12 +85,7 @@ class Redactor:
 
     def quote(self, text: str, limit: int = _MAX_DESCRIPTION) -> str:
         """Server text fit for a message or a log: redacted, cut, one printable line."""
-        text = self.text(text)
-        if len(text) > limit:
-            text = text[: limit - 3] + "..."
-        return "".join(
-            char if char.isprintable() else "\N{REPLACEMENT CHARACTER}" for char in text
-        )
+        return clean_server_text(self.text(text), limit)
 
 
 def quote_error(

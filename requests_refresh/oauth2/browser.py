@@ -24,7 +24,7 @@ from typing import Any
 
 import requests
 
-from .._http import quote_server_text
+from .._values import quote_server_text
 from ..exceptions import AuthorizationDeniedError, DiscoveryError, LoginError, LoginTimeoutError
 from ..token import Token
 from ._exchange import ClientAuthMethod, TokenEndpoint

@@ -8,7 +8,6 @@ polls the token endpoint until the user has approved (or declined, or the code e
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -16,7 +15,7 @@ from typing import Any
 
 import requests
 
-from .._http import quote_server_text
+from .._values import json_number, quote_server_text
 from ..exceptions import (
     AuthorizationDeniedError,
     InvalidTokenResponseError,
@@ -257,14 +256,14 @@ def _parse_authorization(answer: dict[str, Any] | None) -> tuple[str, DeviceAuth
                 f"the device authorization answer's {name} is not an http(s) URL:"
                 f" {quote_server_text(uri, 80)}"
             )
-    lifetime = _number(fields.get("expires_in"))
+    lifetime = json_number(fields.get("expires_in"))
     if lifetime is None or lifetime <= 0:
         raise InvalidTokenResponseError(
             "the device authorization answer has no usable expires_in: check"
             " device_authorization_url"
         )
     lifetime = min(lifetime, _MAX_CODE_LIFETIME)
-    interval = _number(fields.get("interval"))
+    interval = json_number(fields.get("interval"))
     interval = DEFAULT_INTERVAL if interval is None else interval
     interval = min(max(interval, _MIN_INTERVAL), _MAX_INTERVAL)
     code = DeviceAuthorization(
@@ -275,15 +274,3 @@ def _parse_authorization(answer: dict[str, Any] | None) -> tuple[str, DeviceAuth
         interval=interval,
     )
     return device_code, code, lifetime
-
-
-def _number(value: object) -> float | None:
-    """A JSON number as a float (an integer too large for one: infinity, to be clamped
-    as any large number is); None for anything else, NaN included."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:  # an integer of hundreds of digits
-        number = math.inf if value > 0 else -math.inf
-    return None if math.isnan(number) else number

@@ -25,11 +25,11 @@ from .._http import (
     BodyTooLargeError,
     load_json,
     origin_of,
-    quote_server_text,
     read_body,
     require_safe_transport,
     where,
 )
+from .._values import quote_server_text
 from ..exceptions import DiscoveryError
 
 __all__ = ["ServerMetadata", "discover"]

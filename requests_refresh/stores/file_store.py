@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .._checks import check_seconds
+from .._values import check_seconds
 from ..exceptions import TokenStoreError
 from ..token import Token
 from ._files import SHARED_DIRECTORY_HINT, foreign_owner, kind, make_private_directory

@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .._checks import check_seconds
+from .._values import check_seconds, type_name
 from ..exceptions import TokenStoreError
 from ..token import Token
 from ._files import make_private_directory
@@ -388,7 +388,7 @@ class KeyringTokenStore(TokenStore):
         how = f" in the file {where}" if isinstance(where, str) else ""
         raise TokenStoreError(
             f"refusing to keep {self._entry()} in the keyring backend"
-            f" {_class_name(judged)}: it is not an encrypted store of the operating system,"
+            f" {type_name(judged)}: it is not an encrypted store of the operating system,"
             f" so the refresh token would be kept{how} where other programs can read it."
             " Use the OS keyring (macOS Keychain, Windows Credential Manager, a Secret"
             " Service such as gnome-keyring, or KWallet; see `keyring --list-backends` and"
@@ -497,7 +497,7 @@ class KeyringTokenStore(TokenStore):
                 backend = self._get_keyring()
             except Exception:  # naming the backend must not hide the error being reported
                 return "unknown"
-        return _class_name(backend)
+        return type_name(backend)
 
     def _make_lock_directory(self) -> None:
         """Create the default lock directory, 0700. A lock_path given is used as it is."""
@@ -512,10 +512,6 @@ class KeyringTokenStore(TokenStore):
                 " pass lock_path= to put the lock file elsewhere",
                 path=str(directory),
             ) from exc
-
-
-def _class_name(backend: KeyringBackend) -> str:
-    return f"{type(backend).__module__}.{type(backend).__qualname__}"
 
 
 def _past(action: str) -> str:

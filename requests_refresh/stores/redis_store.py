@@ -16,8 +16,8 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from .._checks import check_seconds
 from .._fork import reset_in_child
+from .._values import check_seconds, clean_server_text
 from ..exceptions import TokenStoreConflictError, TokenStoreError
 from ..token import Token
 from ._json import MAX_TOKEN_SIZE, StoredJSONError, parse_stored_json
@@ -48,7 +48,6 @@ DEFAULT_SOCKET_TIMEOUT = 5.0
 
 _EXTRA = "pip install 'requests-refresh[redis]'"
 _LONGEST_POLL = 0.05  # the longest pause between two tries for a busy lock, seconds
-_MAX_SERVER_TEXT = 200  # characters of a server's error message kept in ours
 
 # KEYS[1] the token hash; ARGV[1] the largest token read (bytes). Returns the token (false
 # when it is missing or larger), its version and its size: a token of any size is never
@@ -500,7 +499,7 @@ class RedisTokenStore(TokenStore):
         else:
             message = (
                 f"{where} failed to {action} the token ({type(exc).__name__}:"
-                f" {_server_text(str(exc))}); check the server's log"
+                f" {clean_server_text(str(exc))}); check the server's log"
             )
         return TokenStoreError(message)
 
@@ -591,14 +590,6 @@ def _text(value: object) -> str | None:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return str(value)
-
-
-def _server_text(text: str) -> str:
-    """A server-supplied message made safe to show: printable ASCII, bounded length."""
-    cleaned = "".join(c if " " <= c <= "~" else "?" for c in text)
-    if len(cleaned) > _MAX_SERVER_TEXT:
-        cleaned = cleaned[:_MAX_SERVER_TEXT] + "..."
-    return cleaned
 
 
 def _ms(seconds: float) -> int:
