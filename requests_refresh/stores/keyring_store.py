@@ -41,7 +41,6 @@ import contextlib
 import hashlib
 import json
 import os
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -51,6 +50,7 @@ from ..exceptions import TokenStoreError
 from ..token import Token
 from ._files import make_private_directory
 from ._json import StoredJSONError, parse_stored_json
+from ._keyring import SECURE_BACKENDS, default_lock_path, keyring_error, refuse_insecure
 from ._locking import DEFAULT_LOCK_TIMEOUT, StoreLock
 from .base import TokenStore
 
@@ -72,55 +72,11 @@ _SLOTS = ("a", "b")
 _MAX_PARTS = 10_000  # a header naming more is damaged, not a token
 _INSTALL_HINT = "pip install 'requests-refresh[keyring]'"
 
-#: ``keyring``'s backends for the encrypted stores of the operating system, as
-#: ``(module, class name)``: the macOS Keychain, Windows Credential Manager, the
-#: freedesktop Secret Service (also through libsecret) and KWallet. Subclasses count too.
-SECURE_BACKENDS = frozenset(
-    {
-        ("keyring.backends.macOS", "Keyring"),
-        ("keyring.backends.Windows", "WinVaultKeyring"),
-        ("keyring.backends.SecretService", "Keyring"),
-        ("keyring.backends.libsecret", "Keyring"),
-        ("keyring.backends.kwallet", "DBusKeyring"),
-    }
-)
-# keyring's "no backend" placeholder stores nothing: it fails every call with
-# NoKeyringError, which the store reports as "no usable OS keyring", so it passes here.
-_NO_BACKEND = ("keyring.backends.fail", "Keyring")
-
 
 class _Header(NamedTuple):
     slot: str
     parts: int
     sha256: str
-
-
-def default_lock_path(service: str, username: str) -> Path:
-    """The lock file a :class:`KeyringTokenStore` uses when given no ``lock_path``.
-
-    It lives in ``requests-refresh/`` under the user's runtime directory
-    (``$XDG_RUNTIME_DIR``) when there is one, else the cache directory: ``$XDG_CACHE_HOME``
-    or ``~/.cache``, ``~/Library/Caches`` on macOS, ``%LOCALAPPDATA%`` on Windows. Its name
-    is a hash of ``(service, username)``, never the names themselves, which could contain
-    path separators.
-    """
-    digest = hashlib.sha256(json.dumps([service, username]).encode()).hexdigest()[:32]
-    return _lock_directory() / f"keyring-{digest}.lock"
-
-
-def _lock_directory() -> Path:
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and os.path.isabs(runtime) and os.path.isdir(runtime):
-        base = Path(runtime)
-    elif sys.platform == "win32":
-        local = os.environ.get("LOCALAPPDATA")
-        base = Path(local) if local else Path.home() / "AppData" / "Local"
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    else:
-        cache = os.environ.get("XDG_CACHE_HOME")
-        base = Path(cache) if cache and os.path.isabs(cache) else Path.home() / ".cache"
-    return base / "requests-refresh"
 
 
 class KeyringTokenStore(TokenStore):
@@ -369,32 +325,8 @@ class KeyringTokenStore(TokenStore):
     def _keyring(self) -> KeyringBackend:
         backend = self._backend if self._backend is not None else self._get_keyring()
         if not self._allow_insecure_backend:
-            self._refuse_insecure(backend)
+            refuse_insecure(backend, self._entry())
         return backend
-
-    def _refuse_insecure(self, backend: KeyringBackend) -> None:
-        """Raise unless ``backend`` (a chainer's first backend) is an encrypted OS store."""
-        from keyring.backends.chainer import ChainerBackend  # noqa: PLC0415 - optional
-
-        judged = backend
-        if isinstance(backend, ChainerBackend):
-            chained = list(backend.backends)
-            if chained:  # an empty chainer keeps nothing: judged (and refused) as itself
-                judged = chained[0]
-        names = {(kind.__module__, kind.__qualname__) for kind in type(judged).__mro__}
-        if names & SECURE_BACKENDS or _NO_BACKEND in names:
-            return
-        where = getattr(judged, "file_path", None)
-        how = f" in the file {where}" if isinstance(where, str) else ""
-        raise TokenStoreError(
-            f"refusing to keep {self._entry()} in the keyring backend"
-            f" {type_name(judged)}: it is not an encrypted store of the operating system,"
-            f" so the refresh token would be kept{how} where other programs can read it."
-            " Use the OS keyring (macOS Keychain, Windows Credential Manager, a Secret"
-            " Service such as gnome-keyring, or KWallet; see `keyring --list-backends` and"
-            " PYTHON_KEYRING_BACKEND), or FileTokenStore (a file only you can read), or pass"
-            " allow_insecure_backend=True to KeyringTokenStore to use this backend anyway"
-        )
 
     def _get(self, name: str) -> str | None:
         try:
@@ -442,53 +374,13 @@ class KeyringTokenStore(TokenStore):
 
     def _store_error(self, exc: Exception, action: str) -> TokenStoreError:
         """A TokenStoreError saying what to do about ``exc``, raised by the keyring."""
-        from keyring.errors import (  # noqa: PLC0415 - optional dependency
-            InitError,
-            KeyringError,
-            KeyringLocked,
-            NoKeyringError,
-            PasswordSetError,
+        return keyring_error(
+            exc,
+            action,
+            self._entry(),
+            backend=self._backend_name,
+            max_part_size=self._max_part_size,
         )
-
-        entry = self._entry()
-        if isinstance(exc, NoKeyringError):
-            message = (
-                f"no usable OS keyring backend was found to {action} {entry} (usual on"
-                " headless Linux, in containers and over SSH): use FileTokenStore instead,"
-                " or install and unlock a keyring (e.g. gnome-keyring for the Secret"
-                " Service) or name a backend in PYTHON_KEYRING_BACKEND"
-            )
-        elif isinstance(exc, KeyringLocked):
-            message = (
-                f"the OS keyring is locked, so {entry} could not be {_past(action)}:"
-                " unlock it (sign in to the desktop session, or unlock the login keyring)"
-                " and try again"
-            )
-        elif isinstance(exc, InitError):
-            message = (
-                f"the keyring backend could not be initialised to {action} {entry}:"
-                " check `keyring --list-backends`, or use FileTokenStore instead"
-            )
-        elif isinstance(exc, PasswordSetError) or action == "write":
-            message = (
-                f"the keyring ({self._backend_name()}) refused to store {entry}"
-                f" ({type(exc).__name__}): if it limits the size of a secret, pass a"
-                f" smaller max_part_size (now {self._max_part_size}); check that the"
-                " keyring is unlocked and writable"
-            )
-        elif isinstance(exc, KeyringError):
-            message = (
-                f"the keyring ({self._backend_name()}) could not {action} {entry}"
-                f" ({type(exc).__name__}): check that it is unlocked and working"
-                " (`keyring --list-backends`), or use FileTokenStore instead"
-            )
-        else:
-            message = (
-                f"the keyring backend {self._backend_name()} failed to {action} {entry}"
-                f" ({type(exc).__name__}): check that it is unlocked and working"
-                " (`keyring --list-backends`), or use FileTokenStore instead"
-            )
-        return TokenStoreError(message)
 
     def _backend_name(self) -> str:
         backend = self._backend
@@ -512,8 +404,3 @@ class KeyringTokenStore(TokenStore):
                 " pass lock_path= to put the lock file elsewhere",
                 path=str(directory),
             ) from exc
-
-
-def _past(action: str) -> str:
-    """``"read"`` -> ``"read"``, ``"write"`` -> ``"written"``, ``"delete"`` -> ``"deleted"``."""
-    return {"write": "written", "delete": "deleted"}.get(action, action)

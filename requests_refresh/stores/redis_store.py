@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import random
 import secrets
 import threading
@@ -22,6 +21,19 @@ from ..exceptions import TokenStoreConflictError, TokenStoreError
 from ..token import Token
 from ._json import MAX_TOKEN_SIZE, StoredJSONError, parse_stored_json
 from ._locking import DEFAULT_LOCK_TIMEOUT, SharedLock
+from ._redis import (
+    CLEAR,
+    LOAD,
+    LOAD_HELD,
+    RELEASE,
+    RENEW,
+    SAVE,
+    LeaseKeeper,
+    as_text,
+    client_from_url,
+    describe_server,
+    milliseconds,
+)
 from .base import TokenStore
 
 if TYPE_CHECKING:
@@ -48,70 +60,6 @@ DEFAULT_SOCKET_TIMEOUT = 5.0
 
 _EXTRA = "pip install 'requests-refresh[redis]'"
 _LONGEST_POLL = 0.05  # the longest pause between two tries for a busy lock, seconds
-
-# KEYS[1] the token hash; ARGV[1] the largest token read (bytes). Returns the token (false
-# when it is missing or larger), its version and its size: a token of any size is never
-# sent to the client.
-_LOAD = """
-local size = redis.call('HSTRLEN', KEYS[1], 'token')
-local version = redis.call('HGET', KEYS[1], 'version')
-if size > tonumber(ARGV[1]) then
-    return {false, version, size}
-end
-return {redis.call('HGET', KEYS[1], 'token'), version, size}
-"""
-
-# KEYS[1] the token hash, KEYS[2] the lock; ARGV[1] as for _LOAD, ARGV[2] our lock token,
-# ARGV[3] the lease (ms). Reads the token only while the lock is still ours, and starts
-# the lease afresh: the refresh that follows the read gets a whole lease.
-_LOAD_HELD = (
-    """
-if redis.call('GET', KEYS[2]) ~= ARGV[2] then
-    return 0
-end
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-"""
-    + _LOAD
-)
-
-# KEYS[1] the token hash; ARGV[1] the token's JSON, ARGV[2] the version the caller read
-# ('' to write whatever is stored). A stored version other than the one read means a newer
-# token was stored meanwhile: nothing is written, the stored version is returned. A hash
-# that is gone (the server lost its data) takes the write, numbered on from the caller's.
-_SAVE = """
-local stored = redis.call('HGET', KEYS[1], 'version')
-if ARGV[2] ~= '' and stored and stored ~= ARGV[2] then
-    return {0, stored}
-end
-local version = tonumber(stored or (ARGV[2] ~= '' and ARGV[2]) or '0') + 1
-redis.call('HSET', KEYS[1], 'token', ARGV[1], 'version', version)
-return {1, version}
-"""
-
-# KEYS[1] the token hash. Removes the token and moves the version on, so that a holder
-# that read the removed token cannot write it back.
-_CLEAR = """
-if redis.call('HEXISTS', KEYS[1], 'token') == 1 then
-    redis.call('HDEL', KEYS[1], 'token')
-    return redis.call('HINCRBY', KEYS[1], 'version', 1)
-end
-return 0
-"""
-
-# KEYS[1] the lock; ARGV[1] our lock token, ARGV[2] the lease (ms). Compare-and-act: a
-# lock that is no longer ours is left alone.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 
 class RedisTokenStore(TokenStore):
@@ -188,7 +136,7 @@ class RedisTokenStore(TokenStore):
         self._errors = redis_py.exceptions
         self._owns_client = isinstance(redis, str)
         if isinstance(redis, str):
-            self._client: Any = _client_from_url(redis_py, redis, float(socket_timeout))
+            self._client: Any = client_from_url(redis_py, redis, float(socket_timeout))
         else:
             self._client = redis
         self.key = DEFAULT_KEY if key is None else key
@@ -198,20 +146,20 @@ class RedisTokenStore(TokenStore):
         slot = "{" + prefix + ":" + self.key + "}"
         self.token_key = slot + ":token"
         self.lock_key = slot + ":lock"
-        self.server = _describe_server(self._client)
-        self._load = self._client.register_script(_LOAD)
-        self._load_held = self._client.register_script(_LOAD_HELD)
-        self._save = self._client.register_script(_SAVE)
-        self._clear = self._client.register_script(_CLEAR)
-        self._renew = self._client.register_script(_RENEW)
-        self._release = self._client.register_script(_RELEASE)
+        self.server = describe_server(self._client)
+        self._load = self._client.register_script(LOAD)
+        self._load_held = self._client.register_script(LOAD_HELD)
+        self._save = self._client.register_script(SAVE)
+        self._clear = self._client.register_script(CLEAR)
+        self._renew = self._client.register_script(RENEW)
+        self._release = self._client.register_script(RELEASE)
         # The lock: threads of this process queue here, the holder may enter again.
         self._lock = SharedLock(self.lock_key, self.lock_timeout, self._hold_lease)
         self._holder: int | None = None  # the thread holding the Redis lock
         self._lock_token = ""  # ours while we hold it
         self._fence: str | None = None  # the version the holder's load() read
         self._lost_save = False  # a save of the holder's lost to a newer token
-        self._keeper: _LeaseKeeper | None = None
+        self._keeper: LeaseKeeper | None = None
         self._random = random.Random()  # noqa: S311 - polling jitter, not cryptography
         self._seen_version = 0  # the highest version read or written: to notice data loss
         reset_in_child(self)
@@ -243,7 +191,7 @@ class RedisTokenStore(TokenStore):
             if holding:
                 reply = self._load_held(
                     keys=[self.token_key, self.lock_key],
-                    args=[MAX_TOKEN_SIZE, self._lock_token, _ms(self.lease)],
+                    args=[MAX_TOKEN_SIZE, self._lock_token, milliseconds(self.lease)],
                 )
                 if not isinstance(reply, list):
                     raise TokenStoreError(
@@ -257,7 +205,7 @@ class RedisTokenStore(TokenStore):
                 reply = self._load(keys=[self.token_key], args=[MAX_TOKEN_SIZE])
         except self._errors.RedisError as exc:
             raise self._store_error(exc, "read") from exc
-        raw, version = _text(reply[0]), _text(reply[1])
+        raw, version = as_text(reply[0]), as_text(reply[1])
         size = int(reply[2])
         if holding:
             self._fence = version or ""
@@ -311,7 +259,7 @@ class RedisTokenStore(TokenStore):
             written, version = self._save(keys=[self.token_key], args=[text, expected])
         except self._errors.RedisError as exc:
             raise self._store_error(exc, "write") from exc
-        version = _text(version)
+        version = as_text(version)
         if not written:
             if holding:
                 self._lost_save = True
@@ -337,7 +285,7 @@ class RedisTokenStore(TokenStore):
         except self._errors.RedisError as exc:
             raise self._store_error(exc, "clear") from exc
         if version:  # 0: there was nothing to clear
-            self._notice_version(_text(version), has_token=False)
+            self._notice_version(as_text(version), has_token=False)
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -368,7 +316,9 @@ class RedisTokenStore(TokenStore):
         pause = 0.002
         while True:
             try:
-                taken = self._client.set(self.lock_key, token, nx=True, px=_ms(self.lease))
+                taken = self._client.set(
+                    self.lock_key, token, nx=True, px=milliseconds(self.lease)
+                )
             except self._errors.RedisError as exc:
                 raise self._store_error(exc, "lock") from exc
             if taken:
@@ -387,7 +337,7 @@ class RedisTokenStore(TokenStore):
         self._fence = None
         self._lost_save = False
         self._holder = threading.get_ident()
-        self._keeper = _LeaseKeeper(self, token)
+        self._keeper = LeaseKeeper(self, token)
         self._keeper.start()
 
     def _release_lock(self) -> None:
@@ -443,7 +393,7 @@ class RedisTokenStore(TokenStore):
 
     def _renew_lease(self, token: str) -> bool:
         """Extend the lease if the lock is still ours; False when it is not."""
-        return bool(self._renew(keys=[self.lock_key], args=[token, _ms(self.lease)]))
+        return bool(self._renew(keys=[self.lock_key], args=[token, milliseconds(self.lease)]))
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -502,95 +452,3 @@ class RedisTokenStore(TokenStore):
                 f" {clean_server_text(str(exc))}); check the server's log"
             )
         return TokenStoreError(message)
-
-
-class _LeaseKeeper(threading.Thread):
-    """Renews a held lock's lease every third of it until stopped or the lock is lost."""
-
-    def __init__(self, store: RedisTokenStore, token: str) -> None:
-        super().__init__(name="requests-refresh-redis-lease", daemon=True)
-        self._store = store
-        self._token = token
-        self._stopped = threading.Event()
-
-    def stop(self) -> None:
-        """Stop renewing; returns at once (the thread ends at its next wake-up).
-
-        A renewal still in flight is harmless: it extends the lease only while the lock
-        holds our token, which the release that follows removes.
-        """
-        self._stopped.set()
-
-    def run(self) -> None:
-        store = self._store
-        while not self._stopped.wait(store.lease / 3):
-            try:
-                if store._renew_lease(self._token):
-                    continue
-            except store._errors.RedisError as exc:
-                logger.warning(
-                    "could not renew the lease on %s at %s (%s); trying again",
-                    store.lock_key,
-                    store.server,
-                    type(exc).__name__,
-                )
-                continue
-            if not self._stopped.is_set():
-                logger.warning(
-                    "lost the lock %s on Redis at %s while holding it: its lease (%g s) ran"
-                    " out; the token's version check keeps a newer token from being"
-                    " overwritten",
-                    store.lock_key,
-                    store.server,
-                    store.lease,
-                )
-            return
-
-
-def _client_from_url(redis_py: Any, url: str, timeout: float) -> Any:
-    """A client for ``url`` with bounded waits: a timeout, and one quick retry."""
-    from redis.backoff import ExponentialBackoff  # noqa: PLC0415 - optional dependency
-    from redis.retry import Retry  # noqa: PLC0415 - optional dependency
-
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError("a Redis URL starts with redis://, rediss:// or unix://")
-    try:
-        return redis_py.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            # One retry, at once: a pooled connection that died with a server restart
-            # is replaced without failing the command; an outage is reported quickly.
-            retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), 1),
-        )
-    except ValueError:
-        # redis-py's message could quote the URL, password included.
-        raise ValueError(
-            "the Redis URL could not be parsed: check its form,"
-            " redis://[[user]:password@]host[:port][/db]"
-        ) from None
-
-
-def _describe_server(client: Any) -> str:
-    """``host:port``, ``host:port db N`` or ``unix:/path``: never a password."""
-    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
-    if not isinstance(kwargs, dict):
-        return f"the server of a {type(client).__name__}"
-    if kwargs.get("path"):
-        where = f"unix:{kwargs['path']}"
-    else:
-        where = f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
-    db = kwargs.get("db") or 0
-    return f"{where} db {db}" if db else where
-
-
-def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
-
-
-def _ms(seconds: float) -> int:
-    return max(1, math.ceil(seconds * 1000))
