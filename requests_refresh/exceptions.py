@@ -231,3 +231,46 @@ class NoOriginError(RequestsRefreshError):
     ``adapter.mount(session, "https://api.example.com/")``, or pass
     ``origin="https://api.example.com"`` to :class:`RefreshAdapter`.
     """
+
+
+#: The longest text of a type name quoted in an error message.
+_MAX_NAME = 200
+
+
+def type_name(value: object) -> str:
+    """The qualified name of ``value``'s type, bounded: code, never data.
+
+    For messages about a value of the wrong type; the value itself may be a secret.
+    """
+    kind = type(value)
+    name = kind.__qualname__
+    if kind.__module__ not in ("builtins", "__main__"):
+        name = f"{kind.__module__}.{name}"
+    return name[:_MAX_NAME]
+
+
+def refresher_failure(exc: Exception) -> RequestsRefreshError:
+    """The library error for a foreign exception a refresher raised, ``exc`` as its cause.
+
+    ``requests``' timeouts and connection errors become
+    :class:`TokenEndpointUnavailableError` (transient); anything else a
+    :class:`RefreshError`. The message names the type, never the message: that of an
+    ``HTTPError`` holds the URL, whose query may carry a token. Only the HTTP status is
+    quoted besides.
+    """
+    error: RequestsRefreshError
+    if isinstance(exc, (requests.Timeout, requests.ConnectionError)):
+        error = TokenEndpointUnavailableError(
+            f"the refresher could not reach its server ({type(exc).__name__})"
+        )
+    else:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        detail = f" (HTTP {status})" if type(status) is int else ""
+        error = RefreshError(
+            f"the refresher raised {type_name(exc)}{detail}; its message is not repeated"
+            " here (it may hold a secret): see this error's __cause__. A refresher reports"
+            " a dead login by raising InvalidGrantError: requests then fail with"
+            " LoginRequiredError until a new login is stored"
+        )
+    error.__cause__ = exc
+    return error
