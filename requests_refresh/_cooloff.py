@@ -12,16 +12,20 @@ prolongs them, and one moved forward (a test's) ends them without waiting.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import time
 from collections.abc import Callable
 
 from .exceptions import LoginRequiredError, NoTokenError
+from .token import Token
 
-__all__ = ["RETRY_AFTER_CAP", "CoolOff", "Moment"]
+__all__ = ["RETRY_AFTER_CAP", "CoolOff", "Moment", "describe_expiry"]
 
 #: The longest ``Retry-After`` honoured, in seconds; a larger one is cut to this.
 RETRY_AFTER_CAP = 3600.0
+
+logger = logging.getLogger("requests_refresh")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -94,7 +98,7 @@ class CoolOff:
         return low + (ceiling - low) * jitter
 
     def failed(self, error: BaseException, now: Moment, jitter: float) -> CoolOff:
-        """After a refresh that failed with ``error`` at ``now``.
+        """After a refresh that failed with ``error`` at ``now``; logs what follows.
 
         :class:`NoTokenError` starts no cool-off (there is nothing to refresh); another
         :class:`LoginRequiredError` marks the login dead; anything else cools off, for
@@ -103,25 +107,51 @@ class CoolOff:
         if isinstance(error, NoTokenError):
             return self
         if isinstance(error, LoginRequiredError):
+            logger.error(
+                "the login is gone (%s: the refresh token was refused): sign in again and"
+                " save the new token to the store",
+                type(error).__name__,
+            )
             return dataclasses.replace(self, dead=error)
         failures = self.failures_in_a_row + 1
         delay = self.backoff(failures, jitter)
         retry_after = getattr(error, "retry_after", None)
         if retry_after is not None:
             delay = max(delay, min(float(retry_after), RETRY_AFTER_CAP))
+        logger.warning(
+            "token refresh failed (%s: %s); next attempt in %.1f s",
+            type(error).__name__,
+            error,
+            delay,
+        )
         return dataclasses.replace(self, failures_in_a_row=failures, until=now.later(delay))
 
-    def arrived(self, *, due: bool, now: Moment, jitter: float) -> CoolOff:
-        """After a refresh that brought a token; ``due`` if it is due for refresh already.
+    def arrived(
+        self, token: Token, *, fresh: bool, leeway: float, now: Moment, jitter: float
+    ) -> CoolOff:
+        """After a renewal brought ``token``: ``fresh`` if the refresher just made it.
 
-        A token that arrives due is used until a cool-off ends (refreshing it at once
-        would refresh on every request), and counts as a failure, so that the cool-off
-        grows with each one in a row. Any other token ends the cool-off.
+        A fresh token that is already due for refresh (our clock ahead of the server's,
+        absolute expiry times, a lifetime shorter than the leeway without ``issued_at``)
+        is used until a cool-off ends: refreshing it at once would refresh on every
+        request. It counts as a failure, so that the cool-off grows with each one in a
+        row. Any other token ends the cool-off.
         """
-        if not due:
+        due = token.refresh_due_at(leeway)
+        if not fresh or due is None or due > now.wall:
             return dataclasses.replace(self, failures_in_a_row=0, until=PASSED)
         failures = self.failures_in_a_row + 1
         delay = self.backoff(failures, jitter)
+        logger.warning(
+            "the new token is already due for refresh (expires in %s, leeway %g s),"
+            " %d in a row: using it for %.1f s before the next refresh; check the clock"
+            " (ours against the server's), the token's issued_at and expires_in (or"
+            " expires_at, if your refresher computes it), or lower leeway",
+            describe_expiry(token, now.wall),
+            leeway,
+            failures,
+            delay,
+        )
         return dataclasses.replace(self, failures_in_a_row=failures, until=now.later(delay))
 
     def signed_in(self) -> CoolOff:
@@ -150,3 +180,9 @@ class CoolOff:
             refused_in_a_row=streak,
             refused_until=now.later(self.backoff(streak + 1, jitter)),
         )
+
+
+def describe_expiry(token: Token, now: float) -> str:
+    """When ``token`` expires, for a log message: ``"42 s"``, or that it never does."""
+    remaining = token.expires_in(now)
+    return "never (no expiry given)" if remaining is None else f"{remaining:.0f} s"

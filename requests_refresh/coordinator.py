@@ -4,30 +4,23 @@ The coordinator owns the current token and its *generation*, a number that grows
 each time the token is replaced. Requests ask it for a token (:meth:`acquire`) and tell
 it when a token was refused (:meth:`refused`), naming the generation they sent. The rules:
 
-* One refresh at a time. The thread that finds the token due becomes the refresher; the
-  others keep sending while the current token is still valid, and block on a
-  :class:`threading.Condition` (for at most ``refresh_timeout``) once it has expired.
+* One refresh at a time. The thread that finds the token due refreshes; the others keep
+  sending while the token is still valid, and wait on a :class:`threading.Condition` (at
+  most ``refresh_timeout``) once it has expired. The store is read (at start, after a
+  dead login) the same way: one thread reads without the lock, the others wait.
 * A refusal earned by an older generation never triggers a refresh: the request is
   replayed with the current token.
-* Every thread that waited on a refresh gets its outcome: the new token, or the error
-  the refresher got. Nobody retries on their own. A remembered error is raised as a fresh
-  copy each time (same class and attributes, the original as ``__cause__``), so that no
-  traceback grows with each request.
-* After a failure, no new attempt before a cool-off; after ``invalid_grant``, none at all
-  until the store holds a different token (a new login). The rules of when to try again
-  are :class:`~requests_refresh._cooloff.CoolOff`'s; what one refresh does with the store
-  (its lock, reload, adoption, rotated refresh tokens, conflicts) is
-  :func:`~requests_refresh._renewal.renew`'s. Which of these a request faces is weighed
-  in one place, :meth:`Coordinator._next_step`.
-* The store is read (at start, and after a dead login) by one thread at a time, without
-  the lock: the others wait for that read, at most ``refresh_timeout``, and share its
-  outcome, so that a slow store never holds them beyond it. Reads and refreshes share
-  one single-flight helper, :class:`_Flight`.
-* Durations (cool-offs, wait deadlines) run on :func:`time.monotonic`: a wall clock
-  stepped back never prolongs them. Only token expiry is wall time (``clock``).
+* Every thread that waited gets the outcome: the new token, or the error, raised as a
+  fresh copy each time (same class and attributes, the original as ``__cause__``).
+* After a failure, no new attempt before a cool-off; after ``invalid_grant``, none until
+  the store holds a different token. Those rules are ``_cooloff.CoolOff``'s; what a
+  refresh does with the store is ``_renewal.renew``'s; which of them a request faces is
+  weighed in one place, :meth:`Coordinator._next_step`.
+* Durations run on :func:`time.monotonic` (a wall clock stepped back never prolongs
+  them); only token expiry is wall time (``clock``).
 * ``on_refresh`` runs after the new token is in use, with no lock held.
-* A child process forked while a thread held the lock, or while a refresh or read was in
-  flight, starts with the lock free and nothing in flight (``_fork.reset_in_child``).
+* A child forked while a thread held the lock, or while a refresh or read was in flight,
+  starts with the lock free and nothing in flight (``_fork.reset_in_child``).
 """
 
 from __future__ import annotations
@@ -40,17 +33,14 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import NamedTuple, NoReturn, TypeVar
+from typing import TypeVar
 
-from ._cooloff import RETRY_AFTER_CAP, CoolOff, Moment
+from ._cooloff import RETRY_AFTER_CAP, CoolOff, Moment, describe_expiry
+from ._flight import Flight
 from ._fork import reset_in_child
 from ._renewal import AcquiringRefresher, Refresher, Renewal, renew
-from .exceptions import (
-    LoginRequiredError,
-    NoTokenError,
-    RefreshError,
-    RefreshTimeoutError,
-)
+from ._stats import RefreshStats
+from .exceptions import LoginRequiredError, NoTokenError, raise_again
 from .stores import TokenStore
 from .token import Token
 
@@ -65,28 +55,7 @@ RefreshHook = Callable[[Token, Token], None]
 _NO_EXPIRY = math.inf
 
 _T = TypeVar("_T")
-
-
-@dataclasses.dataclass(frozen=True)
-class RefreshStats:
-    """Counters of one adapter, read with :attr:`RefreshAdapter.stats`.
-
-    Attributes:
-        generation: the current token generation (0 for the first token loaded).
-        refreshes: refreshes this process made (token endpoint calls that succeeded).
-        adopted: tokens taken from the store because another process (or a new
-            login) had stored a newer one: refreshes saved.
-        failures: refresh attempts that failed.
-        replays: requests sent again after their token was refused.
-        waits: times a request blocked until another thread's refresh finished.
-    """
-
-    generation: int = 0
-    refreshes: int = 0
-    adopted: int = 0
-    failures: int = 0
-    replays: int = 0
-    waits: int = 0
+_Hooks = list[tuple[Token, Token]]  # (old, new) for on_refresh, run once no lock is held
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,81 +68,17 @@ class _Current:
     expires_at: float  # inf when unknown
 
 
-class _Flight:
-    """Work done by one thread at a time without the lock; the others wait and share its
-    outcome. Used for store reads and for refreshes; every field is read and written
-    with the coordinator's lock held.
-    """
-
-    __slots__ = ("error", "failed", "finished", "running")
-
-    def __init__(self) -> None:
-        self.running = False
-        self.finished = 0  # runs finished
-        self.failed = 0  # the number of the last one that failed
-        self.error: BaseException | None = None  # its error, until one succeeds
-
-    def run(self, cond: threading.Condition, work: Callable[[], _T]) -> _T:
-        """Do ``work`` as the one thread of this flight, ``cond``'s lock released meanwhile.
-
-        The lock is held on entry and on exit; waiters are woken at the end. The caller
-        then tells the outcome (:meth:`record`) before it lets go of the lock.
-        """
-        self.running = True
-        cond.release()
-        try:
-            return work()
-        finally:
-            cond.acquire()
-            self.running = False
-            self.finished += 1
-            cond.notify_all()
-
-    def record(self, error: BaseException | None) -> None:
-        """The outcome of the run that just finished: its error, or None for success."""
-        if error is not None:
-            self.failed, self.error = self.finished, error
-        else:
-            self.error = None  # let go of what its traceback holds
-
-    def wait(self, cond: threading.Condition, deadline: float, gave_up: Callable[[], str]) -> None:
-        """Block until the run in flight ends; raise a copy of its error if it failed.
-
-        Raises :class:`RefreshTimeoutError` with the message ``gave_up()`` once the
-        monotonic ``deadline`` passes.
-        """
-        number = self.finished
-        while self.running and self.finished == number:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise RefreshTimeoutError(gave_up())
-            cond.wait(remaining)
-        if self.failed > number and self.error is not None:
-            _raise_again(self.error)
-
-    def abandon(self) -> None:
-        """In a forked child: the run in flight belongs to a thread that is not there."""
-        if self.running:
-            self.running = False
-            self.finished += 1
-
-
-class _Do(enum.Enum):
-    """What a request does next (see :meth:`Coordinator._next_step`)."""
+class _Step(enum.Enum):
+    """What a request does next, as :meth:`Coordinator._next_step` decides."""
 
     USE = "send the current token"
     WAIT = "wait for the refresh in flight"
-    REFRESH = "refresh"
     GIVE_BACK = "return the refusal to the caller as it is"
-
-
-class _Step(NamedTuple):
-    do: _Do
-    reason: str = ""  # why, for a refresh
-
-
-_USE = _Step(_Do.USE)
-_WAIT = _Step(_Do.WAIT)
+    # Refresh, for this reason:
+    FIRST = "nothing stored"
+    AHEAD = "token expiring"
+    EXPIRED = "token expired"
+    REFUSED = "token refused"
 
 
 class Coordinator:
@@ -196,7 +101,7 @@ class Coordinator:
         self._can_start = isinstance(refresher, AcquiringRefresher)
         self._leeway = leeway
         self._refresh_timeout = refresh_timeout
-        self._on_refresh = on_refresh
+        self._on_refresh: RefreshHook = _no_hook if on_refresh is None else on_refresh
         self._clock = clock
         self._random = random.Random()  # noqa: S311 - jitter, not cryptography
 
@@ -206,8 +111,8 @@ class Coordinator:
         self._current: _Current | None = None
         self._generation = -1
         self._basis: Token | None = None  # the token last read from or written to the store
-        self._reads = _Flight()  # store reads by _load_if_needed
-        self._refreshes = _Flight()  # its error: the last failed attempt's, until a token
+        self._reads = Flight("the token store read")  # by _load_if_needed
+        self._refreshes = Flight("the token refresh")  # its error: the last attempt's
         self._cooloff = CoolOff(base=cooloff, cap=max_cooloff)  # replaced whole
         self._stats = RefreshStats()
 
@@ -225,11 +130,9 @@ class Coordinator:
         current = self._current
         if current is not None and self._clock() < current.refresh_due_at:
             return current.token, current.generation
-        hooks: list[tuple[Token, Token]] = []
-        try:
-            return self._acquire_locked(hooks)
-        finally:
-            self._call_hooks(hooks)
+        handed = self._with_hooks(lambda hooks: self._take_steps(None, hooks))
+        assert handed is not None  # noqa: S101 - only a refusal is given back
+        return handed
 
     def refused(self, generation: int) -> tuple[Token, int] | None:
         """A request sent with ``generation`` was refused (401). What to replay it with.
@@ -242,11 +145,7 @@ class Coordinator:
             LoginRequiredError: the login is gone (``invalid_grant``) or nothing is stored.
             RefreshError: the refresh failed, or a recent failure is cooling off.
         """
-        hooks: list[tuple[Token, Token]] = []
-        try:
-            return self._refused(generation, hooks)
-        finally:
-            self._call_hooks(hooks)
+        return self._with_hooks(lambda hooks: self._take_steps(generation, hooks))
 
     def settled(self) -> tuple[Token, int] | None:
         """The current token once the refresh in flight, if any, has ended; None if none.
@@ -275,89 +174,70 @@ class Coordinator:
         with self._cond:
             return dataclasses.replace(self._stats, generation=max(self._generation, 0))
 
-    # -- the slow paths, lock held --------------------------------------------------
+    # -- the slow paths ---------------------------------------------------------------
 
-    def _acquire_locked(self, hooks: list[tuple[Token, Token]]) -> tuple[Token, int]:
+    def _take_steps(self, refused: int | None, hooks: _Hooks) -> tuple[Token, int] | None:
+        """The slow path of :meth:`acquire` (``refused`` None) and of :meth:`refused`."""
         deadline = time.monotonic() + self._refresh_timeout
         with self._cond:
             while True:
                 current = self._load_if_needed(deadline)
-                step = self._next_step(current, None)
-                if step.do is _Do.USE and current is not None:
+                step = self._next_step(current, refused)
+                if step is _Step.USE and current is not None:
                     return current.token, current.generation
-                if step.do is _Do.WAIT:
+                if refused is not None and current is not None:
+                    refused = current.generation  # the generation _next_step weighed
+                if step is _Step.GIVE_BACK:
+                    return None
+                if step is _Step.WAIT:
                     self._wait_for_refresh(deadline)
                     continue
-                error, refreshed = self._refresh(current, step.reason, hooks)
+                error, refreshed = self._refresh(current, step, hooks)
                 if current is None:  # a first token: the next round hands it out
                     if error is not None:
-                        _raise_again(error)
-                    continue
-                if error is not None:
-                    # The refresh took time: the token may have expired meanwhile.
-                    if self._clock() < current.expires_at:
-                        logger.warning(
-                            "refresh ahead of expiry failed (%s); the current token is"
-                            " still valid for %.1f s and stays in use",
-                            type(error).__name__,
-                            current.expires_at - self._clock(),
-                        )
-                        return current.token, current.generation
-                    _raise_again(error)
-                # The request that refreshed uses the new token even if it is due
-                # already (see _check_due_on_arrival): checking again could refresh
-                # without end. A token adopted from the store is checked like any other.
-                if refreshed and self._current is not None:
-                    return self._current.token, self._current.generation
-
-    def _refused(
-        self, generation: int, hooks: list[tuple[Token, Token]]
-    ) -> tuple[Token, int] | None:
-        deadline = time.monotonic() + self._refresh_timeout
-        with self._cond:
-            while True:
-                current = self._load_if_needed(deadline)
-                step = self._next_step(current, generation)
-                if step.do is _Do.USE and current is not None:
-                    return current.token, current.generation
-                if current is not None:
-                    generation = current.generation  # what _next_step weighed
-                if step.do is _Do.GIVE_BACK:
-                    return None
-                if step.do is _Do.WAIT:
-                    self._wait_for_refresh(deadline)
-                    continue
-                error, _ = self._refresh(current, step.reason, hooks)
-                if error is not None:
-                    _raise_again(error)
-                if current is not None:
-                    self._cooloff = self._cooloff.refreshed_on_refusal(
-                        generation, self._generation, self._now(), self._random.random()
+                        raise_again(error)
+                elif error is not None:
+                    # A refresh ahead of expiry took time: the token may have expired.
+                    if refused is not None or self._clock() >= current.expires_at:
+                        raise_again(error)
+                    logger.warning(
+                        "refresh ahead of expiry failed (%s); the current token is still"
+                        " valid for %.1f s and stays in use",
+                        type(error).__name__,
+                        current.expires_at - self._clock(),
                     )
+                    return current.token, current.generation
+                elif refused is not None:
+                    self._cooloff = self._cooloff.refreshed_on_refusal(
+                        refused, self._generation, self._now(), self._random.random()
+                    )
+                # The request that refreshed uses the new token even if it is due already
+                # (CoolOff.arrived): an adopted one is checked like any other.
+                elif refreshed and self._current is not None:
+                    return self._current.token, self._current.generation
 
     def _next_step(self, current: _Current | None, refused: int | None) -> _Step:  # noqa: PLR0911 - one decision, read top to bottom
         """What a request does now: the one place that weighs the token's due time, a
-        refresh in flight, a dead login and a cool-off against each other (lock held).
-
-        ``current`` is None when nothing is stored and the refresher can start from
-        nothing; ``refused`` is None for :meth:`acquire`, else the generation that a
-        refusal was earned by. Raises (a copy of) the error the request must report.
+        refresh in flight, a dead login and a cool-off against each other. ``current``
+        is None when nothing is stored and the refresher can start from nothing;
+        ``refused`` is the generation a refusal was earned by (None for :meth:`acquire`).
+        Raises (a copy of) the error the request must report.
         """
         now = self._now()
         cooloff = self._cooloff
         cooling = cooloff.cooling(now)
         if current is None:  # a dead login is no obstacle to a first token
-            return self._obstacle(cooling, None) or _Step(_Do.REFRESH, "nothing stored")
+            return self._obstacle(cooling, None) or _Step.FIRST
         if refused is None:
             if now.wall < current.refresh_due_at:
-                return _USE
+                return _Step.USE
             still_valid = now.wall < current.expires_at
             if not (self._refreshes.running or cooloff.dead is not None or cooling):
-                return _Step(_Do.REFRESH, "token expiring" if still_valid else "token expired")
+                return _Step.AHEAD if still_valid else _Step.EXPIRED
             if still_valid:
-                return _USE
+                return _Step.USE
             # Expired. A token that was due on arrival is used until its cool-off ends.
-            return self._obstacle(cooling, cooloff.dead) or _USE
+            return self._obstacle(cooling, cooloff.dead) or _Step.USE
         # A token past its refresh point is renewed whatever refused it (unless a failure
         # is cooling off): a replay with it could arrive after it expired, and a refusal
         # of it may be that expiry, not a refusal to retry.
@@ -368,7 +248,7 @@ class Coordinator:
                 refused,
                 current.generation,
             )
-            return _USE
+            return _Step.USE
         obstacle = self._obstacle(cooling, cooloff.dead)
         if obstacle is not None:
             return obstacle
@@ -378,43 +258,43 @@ class Coordinator:
                 " returning the 401 without a refresh",
                 current.generation,
             )
-            return _Step(_Do.GIVE_BACK)
-        return _Step(_Do.REFRESH, "token refused")
+            return _Step.GIVE_BACK
+        return _Step.REFUSED
 
     def _obstacle(self, cooling: bool, dead: LoginRequiredError | None) -> _Step | None:
         """What stands before a refresh: one in flight (wait for it), a dead login or a
         failure cooling off (raised, as copies); None when nothing does."""
         if self._refreshes.running:
-            return _WAIT
+            return _Step.WAIT
         if dead is not None:
-            _raise_again(dead)
+            raise_again(dead)
         if cooling and self._refreshes.error is not None:
-            _raise_again(self._refreshes.error)
+            raise_again(self._refreshes.error)
         return None
 
     def _load_if_needed(self, deadline: float) -> _Current | None:
-        """The current token; loads the store at start, and after a dead login.
+        """The current token; reads the store at start, and (each call) after a dead login.
 
-        After ``invalid_grant`` it reads the store on each call, so that a new login
-        (saved by this process or another) is picked up. None when nothing is stored
-        and the refresher can start from nothing. The store is read without the lock
-        (its I/O may be slow: a file lock, Redis during an outage), by one thread at a
-        time; the others wait for that read, at most until ``deadline``, and take its
-        outcome (its error included).
+        None when nothing is stored and the refresher can start from nothing. One thread
+        reads, without the lock (a store may be slow); the others wait, at most until
+        ``deadline``, and share the outcome (its error included).
         """
         current = self._current
         if current is not None and self._cooloff.dead is None:
             return current
         if self._reads.running:
-            self._reads.wait(self._cond, deadline, self._gave_up_reading)
+            self._reads.wait(
+                self._cond,
+                deadline,
+                lambda: (
+                    f"gave up after waiting {self._refresh_timeout:g} s for another"
+                    f" thread to read the token store ({self._store!r}): check that the store"
+                    " is reachable, or raise refresh_timeout"
+                ),
+            )
             return self._current
         generation = self._generation
-        try:
-            stored = self._reads.run(self._cond, self._store.load)
-        except BaseException as exc:
-            interrupted = RefreshError("the token store read was interrupted")
-            self._reads.record(exc if isinstance(exc, Exception) else interrupted)
-            raise
+        stored = self._reads.run(self._cond, self._store.load)
         self._reads.record(None)
         if self._generation != generation:
             # A first token was installed meanwhile: it is newer than what was read.
@@ -434,13 +314,6 @@ class Coordinator:
             raise error
         return current
 
-    def _gave_up_reading(self) -> str:
-        return (
-            f"gave up after waiting {self._refresh_timeout:g} s for another thread to read"
-            f" the token store ({self._store!r}): check that the store is reachable, or"
-            " raise refresh_timeout"
-        )
-
     def _wait_for_refresh(self, deadline: float) -> None:
         """Block until the refresh in flight ends; raise its error if it failed."""
         self._count(waits=1)
@@ -454,17 +327,14 @@ class Coordinator:
         )
 
     def _refresh(
-        self, current: _Current | None, reason: str, hooks: list[tuple[Token, Token]]
+        self, current: _Current | None, why: _Step, hooks: _Hooks
     ) -> tuple[BaseException | None, bool]:
-        """Refresh ``current`` (None: get a first token); the lock is let go meanwhile.
+        """Refresh ``current`` (None: get a first token), letting go of the lock meanwhile.
 
-        Returns ``(error, refreshed)``. On success the error is None and the new token is
-        installed; ``refreshed`` says whether this process made it (True, and ``(old,
-        new)`` is added to ``hooks`` for the caller to run once it holds no lock) or
-        adopted one another process stored (False). Otherwise the caller raises (a copy
-        of) the error; waiters get copies of it from :meth:`_wait_for_refresh`.
+        Returns ``(error, refreshed)``: with no error the new token is in use, made by this
+        process (``refreshed``; ``(old, new)`` added to ``hooks``) or adopted from the store.
         """
-        logger.debug("refreshing generation %d: %s", self._generation, reason)
+        logger.debug("refreshing generation %d: %s", self._generation, why.value)
         basis = self._basis
         token = None if current is None else current.token
         renewal = self._refreshes.run(
@@ -481,28 +351,30 @@ class Coordinator:
         self._succeed(renewal, basis, hooks)
         return None, not renewal.adopted
 
-    def _succeed(
-        self, renewal: Renewal, basis: Token | None, hooks: list[tuple[Token, Token]]
-    ) -> None:
+    def _succeed(self, renewal: Renewal, basis: Token | None, hooks: _Hooks) -> None:
         """Put the token a renewal brought in use, as a new generation."""
         new = renewal.new
         assert new is not None  # noqa: S101 - a renewal brings an error or a token
         self._refreshes.record(None)
+        self._count(**{"adopted" if renewal.adopted else "refreshes": 1})
+        self._install(new, basis=new if renewal.saved else basis)
         if renewal.adopted:
-            self._count(adopted=1)
             logger.info("adopted a token stored by another process or login")
         else:
-            self._count(refreshes=1)
-        self._install(new, basis=new if renewal.saved else basis)
-        if not renewal.adopted:
             logger.info(
                 "token refreshed: generation %d, expires in %s",
                 self._generation,
-                _describe_expiry(new, self._clock()),
+                describe_expiry(new, self._clock()),
             )
             if renewal.old is not None:  # None for a first token: no old one
                 hooks.append((renewal.old, new))
-        self._check_due_on_arrival(new, fresh=not renewal.adopted)
+        self._cooloff = self._cooloff.arrived(
+            new,
+            fresh=not renewal.adopted,
+            leeway=self._leeway,
+            now=self._now(),
+            jitter=self._random.random(),
+        )
 
     def _fail(self, error: BaseException) -> None:
         """Record a failed attempt: its waiters get ``error``; cool off, or mark dead."""
@@ -511,51 +383,12 @@ class Coordinator:
         if isinstance(error, NoTokenError):
             self._current = None
             self._basis = None
-            return
-        now = self._now()
-        self._cooloff = self._cooloff.failed(error, now, self._random.random())
-        if isinstance(error, LoginRequiredError):
-            logger.error(
-                "the login is gone (%s: the refresh token was refused): sign in again and"
-                " save the new token to the store",
-                type(error).__name__,
-            )
-            return
-        logger.warning(
-            "token refresh failed (%s: %s); next attempt in %.1f s",
-            type(error).__name__,
-            error,
-            self._cooloff.seconds_left(now),
-        )
-
-    def _check_due_on_arrival(self, token: Token, *, fresh: bool) -> None:
-        """Start a cool-off when a fresh token is already due, else end one.
-
-        A token that arrives due (our clock ahead of the server's, absolute expiry
-        times, a lifetime shorter than the leeway without ``issued_at``) is used until
-        the cool-off ends: refreshing it at once would refresh on every request.
-        """
-        now = self._now()
-        due = fresh and self._is_due(token, now.wall)
-        self._cooloff = self._cooloff.arrived(due=due, now=now, jitter=self._random.random())
-        if due:
-            logger.warning(
-                "the new token is already due for refresh (expires in %s, leeway %g s),"
-                " %d in a row: using it for %.1f s before the next refresh; check the clock"
-                " (ours against the server's), the token's issued_at and expires_in (or"
-                " expires_at, if your refresher computes it), or lower leeway",
-                _describe_expiry(token, now.wall),
-                self._leeway,
-                self._cooloff.failures_in_a_row,
-                self._cooloff.seconds_left(now),
-            )
+        else:
+            self._cooloff = self._cooloff.failed(error, self._now(), self._random.random())
 
     def _keep_rotated(self, rotated: Token, *, saved: bool) -> None:
-        """Present ``rotated``'s refresh token next time; keep the access token.
-
-        The current access token stays in use while it is valid: the answer that rotated
-        the refresh token was unusable, so nothing else of it is trusted.
-        """
+        """Present ``rotated``'s refresh token next time; keep the access token in use
+        (the answer that rotated the refresh token was unusable: nothing else of it is)."""
         current = self._current
         if current is not None:
             token = dataclasses.replace(current.token, refresh_token=rotated.refresh_token)
@@ -567,43 +400,41 @@ class Coordinator:
         """Make ``token`` the current one, as a new generation."""
         self._generation += 1
         self._basis = basis
-        due = token.refresh_due_at(self._leeway)
-        current = _Current(
-            token=token,
-            generation=self._generation,
+        due, expires_at = token.refresh_due_at(self._leeway), token.expires_at
+        self._current = _Current(
+            token,
+            self._generation,
             refresh_due_at=_NO_EXPIRY if due is None else due,
-            expires_at=_NO_EXPIRY if token.expires_at is None else token.expires_at,
+            expires_at=_NO_EXPIRY if expires_at is None else expires_at,
         )
-        self._current = current
-        return current
+        return self._current
 
     # -- helpers --------------------------------------------------------------------
 
     def _now(self) -> Moment:
         return Moment.now(self._clock)
 
-    def _is_due(self, token: Token, now: float | None = None) -> bool:
+    def _is_due(self, token: Token) -> bool:
         """Whether ``token`` has reached the point where it is refreshed ahead of expiry."""
         due = token.refresh_due_at(self._leeway)
-        return due is not None and (self._clock() if now is None else now) >= due
+        return due is not None and self._clock() >= due
 
-    def _call_hooks(self, hooks: list[tuple[Token, Token]]) -> None:
-        """Run ``on_refresh`` for each refresh this thread made; no lock is held here."""
-        if self._on_refresh is None:
-            return
-        for old, new in hooks:
-            try:
-                self._on_refresh(old, new)
-            except Exception as exc:  # a hook must not fail the request that refreshed
-                logger.error("the on_refresh hook raised %s; ignored", type(exc).__name__)
+    def _with_hooks(self, work: Callable[[_Hooks], _T]) -> _T:
+        """``work(hooks)``, then ``on_refresh`` for each refresh it added, no lock held."""
+        hooks: _Hooks = []
+        try:
+            return work(hooks)
+        finally:
+            for old, new in hooks:
+                try:
+                    self._on_refresh(old, new)
+                except Exception as exc:  # a hook must not fail the request that refreshed
+                    logger.error("the on_refresh hook raised %s; ignored", type(exc).__name__)
 
     def _after_fork_in_child(self) -> None:
-        """Start the child with the lock free and no refresh or store read in flight.
-
-        The threads that held the lock or ran the refresh do not exist in the child.
-        The condition is re-initialised in place, so that a thread of the child that
-        already holds a reference to it (one forking from inside a refresher) uses the
-        new lock too.
+        """Start the child with the lock free and no refresh or store read in flight: the
+        threads that held or ran them are not in the child. The condition is reset in
+        place, for a thread of the child that holds it (one forking inside a refresher).
         """
         threading.Condition.__init__(self._cond, threading.Lock())
         self._refreshes.abandon()
@@ -611,30 +442,8 @@ class Coordinator:
         self._random.seed()  # the parent's jitter sequence is not the child's
 
     def _count(self, **increments: int) -> None:
-        self._stats = dataclasses.replace(
-            self._stats,
-            **{name: getattr(self._stats, name) + n for name, n in increments.items()},
-        )
+        self._stats = self._stats.plus(**increments)
 
 
-def _describe_expiry(token: Token, now: float) -> str:
-    remaining = token.expires_in(now)
-    return "never (no expiry given)" if remaining is None else f"{remaining:.0f} s"
-
-
-def _raise_again(error: BaseException) -> NoReturn:
-    """Raise a fresh copy of a remembered error: same class and attributes.
-
-    Raising the remembered object itself again would add this raise's frames to its
-    traceback every time, and keep alive whatever those frames hold (request bodies).
-    The copy has its own traceback and the original as its ``__cause__``.
-    """
-    kind = type(error)
-    fresh = kind.__new__(kind, *error.args)  # no __init__: it may want other arguments
-    fresh.args = error.args  # OSError.__new__ (requests' errors) leaves them to __init__
-    for name in ("errno", "strerror", "filename", "filename2"):  # OSError's own fields
-        value = getattr(error, name, None)
-        if value is not None:
-            setattr(fresh, name, value)
-    fresh.__dict__.update(vars(error))
-    raise fresh from error
+def _no_hook(old: Token, new: Token) -> None:
+    """The ``on_refresh`` of a coordinator given none."""

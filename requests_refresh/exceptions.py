@@ -32,7 +32,7 @@ lives in the instance's ``__dict__``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import requests
 
@@ -274,3 +274,21 @@ def refresher_failure(exc: Exception) -> RequestsRefreshError:
         )
     error.__cause__ = exc
     return error
+
+
+def raise_again(error: BaseException) -> NoReturn:
+    """Raise a fresh copy of a remembered error: same class and attributes.
+
+    Raising the remembered object itself again would add this raise's frames to its
+    traceback every time, and keep alive whatever those frames hold (request bodies).
+    The copy has its own traceback and the original as its ``__cause__``.
+    """
+    kind = type(error)
+    fresh = kind.__new__(kind, *error.args)  # no __init__: it may want other arguments
+    fresh.args = error.args  # OSError.__new__ (requests' errors) leaves them to __init__
+    for name in ("errno", "strerror", "filename", "filename2"):  # OSError's own fields
+        value = getattr(error, name, None)
+        if value is not None:
+            setattr(fresh, name, value)
+    fresh.__dict__.update(vars(error))
+    raise fresh from error
