@@ -10,6 +10,7 @@ import urllib.parse
 import warnings
 import zlib
 from collections.abc import Callable, Iterable
+from typing import NoReturn
 
 import requests
 import urllib3
@@ -136,6 +137,9 @@ class RefreshAdapter(HTTPAdapter):
     In a child process forked from one that used it (multiprocessing's ``fork`` start
     method), the adapter opens connections of its own: the parent's pooled keep-alive
     connections are never shared with the child.
+
+    An adapter cannot be pickled or copied (``TypeError``): build one in each process
+    that sends requests, on a store the processes share.
 
     To cache responses too, combine it with CacheControl's adapter (the cache answers
     first; what it cannot answer is sent with the token)::
@@ -408,6 +412,22 @@ class RefreshAdapter(HTTPAdapter):
                 close()
         finally:
             super().close()
+
+    def __getstate__(self) -> NoReturn:
+        """Refuse to be pickled or copied (``pickle``, ``copy.copy``, ``copy.deepcopy``).
+
+        ``HTTPAdapter`` pickles its settings only: a copy would come back without its
+        store, coordinator and origins. And a whole copy would be worse: it would carry
+        this process's login (with a :class:`MemoryTokenStore`, the single-use refresh
+        token) into another process, where both would spend it and one would lose it.
+        """
+        raise TypeError(
+            f"{type(self).__name__} cannot be pickled or copied: a copy would carry this"
+            " process's login (a single-use refresh token) to another process, and both"
+            " would spend it. Build the adapter in the process that uses it, with a shared"
+            " store (FileTokenStore, RedisTokenStore, KeyringTokenStore) so that processes"
+            " share one login"
+        )
 
     def _after_fork_in_child(self) -> None:
         """Give a forked child connection pools of its own.
