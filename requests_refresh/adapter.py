@@ -93,19 +93,20 @@ class RefreshAdapter(HTTPAdapter):
         store: where the token lives (:class:`MemoryTokenStore`, :class:`FileTokenStore`,
             ...). It must hold a token before the first request, unless the refresher
             can start from nothing.
-        refresher: turns a token into a new one: a :class:`RefreshTokenGrant`, or any
-            callable ``refresher(token) -> Token``. Closing the adapter closes it if it
-            has a ``close()`` method. A refresher reports a dead login by raising
-            :class:`InvalidGrantError` (any :class:`LoginRequiredError`): requests then
-            fail with it at once, without calling the refresher again, until a new token
-            is stored. Anything else it raises becomes a :class:`RefreshError` naming the
-            exception's type, with the exception as ``__cause__``, retried after a
-            cool-off. A :class:`RefreshError` whose ``rotated_token`` is set has that
-            token saved to the store before the error is reported.
-            A refresher with an ``acquire() -> Token`` method
-            (:class:`ClientCredentialsGrant`) can start from nothing: with the store
-            empty, the first request gets a token from ``acquire()``, one call however
-            many threads wait for it. ``on_refresh`` is not called for that first token.
+        refresher: turns a token into a new one (a :class:`Refresher`): a
+            :class:`RefreshTokenGrant`, or any callable ``refresher(token) -> Token``.
+            Closing the adapter closes it if it has a ``close()`` method. A refresher
+            reports a dead login by raising :class:`InvalidGrantError` (any
+            :class:`LoginRequiredError`): requests then fail with it at once, without
+            calling the refresher again, until a new token is stored. Anything else it
+            raises becomes a :class:`RefreshError` naming the exception's type, with the
+            exception as ``__cause__``, retried after a cool-off. A :class:`RefreshError`
+            whose ``rotated_token`` is set has that token saved to the store before the
+            error is reported. A refresher with an ``acquire() -> Token`` method (an
+            :class:`AcquiringRefresher`, such as :class:`ClientCredentialsGrant`) can
+            start from nothing: with the store empty, the first request gets a token from
+            ``acquire()``, one call however many threads wait for it. ``on_refresh`` is
+            not called for that first token.
         leeway: refresh this many seconds before expiry (capped at half the lifetime).
         refresh_timeout: the longest a request waits for another thread's refresh before
             :class:`RefreshTimeoutError`.
