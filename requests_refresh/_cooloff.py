@@ -20,7 +20,7 @@ from collections.abc import Callable
 from .exceptions import LoginRequiredError, NoTokenError
 from .token import Token
 
-__all__ = ["RETRY_AFTER_CAP", "CoolOff", "Moment", "describe_expiry"]
+__all__ = ["PASSED", "RETRY_AFTER_CAP", "CoolOff", "Moment", "describe_expiry"]
 
 #: The longest ``Retry-After`` honoured, in seconds; a larger one is cut to this.
 RETRY_AFTER_CAP = 3600.0
