@@ -12,7 +12,7 @@ import logging
 from importlib.metadata import PackageNotFoundError, version
 
 from .adapter import RefreshAdapter, default_should_refresh
-from .coordinator import RefreshStats
+from .coordinator import AcquiringRefresher, Refresher, RefreshStats
 from .exceptions import (
     AuthorizationDeniedError,
     DiscoveryError,
@@ -52,6 +52,7 @@ from .stores import (
 from .token import Token
 
 __all__ = [
+    "AcquiringRefresher",
     "AuthorizationDeniedError",
     "ClientCredentialsGrant",
     "DeviceAuthorization",
@@ -73,6 +74,7 @@ __all__ = [
     "RefreshStats",
     "RefreshTimeoutError",
     "RefreshTokenGrant",
+    "Refresher",
     "RequestsRefreshError",
     "ServerMetadata",
     "Token",

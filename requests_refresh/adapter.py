@@ -7,6 +7,7 @@ import time
 import urllib.parse
 import warnings
 from collections.abc import Callable, Iterable
+from typing import NoReturn
 
 import requests
 from requests.adapters import DEFAULT_POOLBLOCK, DEFAULT_POOLSIZE, DEFAULT_RETRIES, HTTPAdapter
@@ -96,19 +97,20 @@ class RefreshAdapter(HTTPAdapter):
         store: where the token lives (:class:`MemoryTokenStore`, :class:`FileTokenStore`,
             ...). It must hold a token before the first request, unless the refresher
             can start from nothing.
-        refresher: turns a token into a new one: a :class:`RefreshTokenGrant`, or any
-            callable ``refresher(token) -> Token``. Closing the adapter closes it if it
-            has a ``close()`` method. A refresher reports a dead login by raising
-            :class:`InvalidGrantError` (any :class:`LoginRequiredError`): requests then
-            fail with it at once, without calling the refresher again, until a new token
-            is stored. Anything else it raises becomes a :class:`RefreshError` naming the
-            exception's type, with the exception as ``__cause__``, retried after a
-            cool-off. A :class:`RefreshError` whose ``rotated_token`` is set has that
-            token saved to the store before the error is reported.
-            A refresher with an ``acquire() -> Token`` method
-            (:class:`ClientCredentialsGrant`) can start from nothing: with the store
-            empty, the first request gets a token from ``acquire()``, one call however
-            many threads wait for it. ``on_refresh`` is not called for that first token.
+        refresher: turns a token into a new one (a :class:`Refresher`): a
+            :class:`RefreshTokenGrant`, or any callable ``refresher(token) -> Token``.
+            Closing the adapter closes it if it has a ``close()`` method. A refresher
+            reports a dead login by raising :class:`InvalidGrantError` (any
+            :class:`LoginRequiredError`): requests then fail with it at once, without
+            calling the refresher again, until a new token is stored. Anything else it
+            raises becomes a :class:`RefreshError` naming the exception's type, with the
+            exception as ``__cause__``, retried after a cool-off. A :class:`RefreshError`
+            whose ``rotated_token`` is set has that token saved to the store before the
+            error is reported. A refresher with an ``acquire() -> Token`` method (an
+            :class:`AcquiringRefresher`, such as :class:`ClientCredentialsGrant`) can
+            start from nothing: with the store empty, the first request gets a token from
+            ``acquire()``, one call however many threads wait for it. ``on_refresh`` is
+            not called for that first token.
         leeway: refresh this many seconds before expiry (capped at half the lifetime).
         refresh_timeout: the longest a request waits for another thread's refresh before
             :class:`RefreshTimeoutError`.
@@ -146,6 +148,9 @@ class RefreshAdapter(HTTPAdapter):
     In a child process forked from one that used it (multiprocessing's ``fork`` start
     method), the adapter opens connections of its own: the parent's pooled keep-alive
     connections are never shared with the child.
+
+    An adapter cannot be pickled or copied (``TypeError``): build one in each process
+    that sends requests, on a store the processes share.
 
     To cache responses too, combine it with CacheControl's adapter (the cache answers
     first; what it cannot answer is sent with the token)::
@@ -423,6 +428,22 @@ class RefreshAdapter(HTTPAdapter):
                 close()
         finally:
             super().close()
+
+    def __getstate__(self) -> NoReturn:
+        """Refuse to be pickled or copied (``pickle``, ``copy.copy``, ``copy.deepcopy``).
+
+        ``HTTPAdapter`` pickles its settings only: a copy would come back without its
+        store, coordinator and origins. And a whole copy would be worse: it would carry
+        this process's login (with a :class:`MemoryTokenStore`, the single-use refresh
+        token) into another process, where both would spend it and one would lose it.
+        """
+        raise TypeError(
+            f"{type(self).__name__} cannot be pickled or copied: a copy would carry this"
+            " process's login (a single-use refresh token) to another process, and both"
+            " would spend it. Build the adapter in the process that uses it, with a shared"
+            " store (FileTokenStore, RedisTokenStore, KeyringTokenStore) so that processes"
+            " share one login"
+        )
 
     def _after_fork_in_child(self) -> None:
         """Give a forked child connection pools of its own.

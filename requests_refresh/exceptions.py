@@ -32,9 +32,11 @@ lives in the instance's ``__dict__``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import requests
+
+from ._values import type_name
 
 if TYPE_CHECKING:
     from .token import Token
@@ -235,3 +237,48 @@ class NoOriginError(RequestsRefreshError):
     ``adapter.mount(session, "https://api.example.com/")``, or pass
     ``origin="https://api.example.com"`` to :class:`RefreshAdapter`.
     """
+
+
+def refresher_failure(exc: Exception) -> RequestsRefreshError:
+    """The library error for a foreign exception a refresher raised, ``exc`` as its cause.
+
+    ``requests``' timeouts and connection errors become
+    :class:`TokenEndpointUnavailableError` (transient); anything else a
+    :class:`RefreshError`. The message names the type, never the message: that of an
+    ``HTTPError`` holds the URL, whose query may carry a token. Only the HTTP status is
+    quoted besides.
+    """
+    error: RequestsRefreshError
+    if isinstance(exc, (requests.Timeout, requests.ConnectionError)):
+        error = TokenEndpointUnavailableError(
+            f"the refresher could not reach its server ({type(exc).__name__})"
+        )
+    else:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        detail = f" (HTTP {status})" if type(status) is int else ""
+        error = RefreshError(
+            f"the refresher raised {type_name(exc)}{detail}; its message is not repeated"
+            " here (it may hold a secret): see this error's __cause__. A refresher reports"
+            " a dead login by raising InvalidGrantError: requests then fail with"
+            " LoginRequiredError until a new login is stored"
+        )
+    error.__cause__ = exc
+    return error
+
+
+def raise_again(error: BaseException) -> NoReturn:
+    """Raise a fresh copy of a remembered error: same class and attributes.
+
+    Raising the remembered object itself again would add this raise's frames to its
+    traceback every time, and keep alive whatever those frames hold (request bodies).
+    The copy has its own traceback and the original as its ``__cause__``.
+    """
+    kind = type(error)
+    fresh = kind.__new__(kind, *error.args)  # no __init__: it may want other arguments
+    fresh.args = error.args  # OSError.__new__ (requests' errors) leaves them to __init__
+    for name in ("errno", "strerror", "filename", "filename2"):  # OSError's own fields
+        value = getattr(error, name, None)
+        if value is not None:
+            setattr(fresh, name, value)
+    fresh.__dict__.update(vars(error))
+    raise fresh from error
