@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-import urllib.parse
 import warnings
 from collections.abc import Callable, Iterable
 from typing import NoReturn
@@ -16,16 +15,11 @@ from requests.utils import rewind_body
 from urllib3.util.retry import Retry
 
 from ._fork import reset_in_child
-from ._http import (
-    Origin,
-    drain,
-    format_origin,
-    origin_of,
-    require_safe_origin,
-    split_prefix,
-)
+from ._http import drain, require_safe_origin
+from ._renewal import Refresher, RefreshHook
+from ._scope import Scope, mount_prefix
 from ._values import check_seconds
-from .coordinator import Coordinator, Refresher, RefreshHook, RefreshStats
+from .coordinator import Coordinator, RefreshStats
 from .exceptions import NoOriginError, RequestsRefreshError
 from .stores import TokenStore
 from .token import Token
@@ -206,22 +200,9 @@ class RefreshAdapter(HTTPAdapter):
         self.refresher = refresher
         self.should_refresh = should_refresh
         self.allow_insecure_http = allow_insecure_http
-        # What gets the token: whole origins, and origins limited to path prefixes (from
-        # mount()). Replaced whole, never mutated: send() reads them without a lock.
-        self._origins: frozenset[Origin] = frozenset()
-        self._paths: dict[Origin, tuple[str, ...]] = {}
-        self._named: tuple[str, ...] = ()  # the origins, as the user reads them
-        self._served: tuple[str, ...] = ()  # the origins and prefixes, for messages
+        self._scope = Scope.of(origin)  # replaced whole by mount(): read without a lock
         self._warned_foreign = False
         self._warned_own_authorization = False
-        for item in (origin,) if isinstance(origin, str) else origin or ():
-            named, path, _ = split_prefix(item, what="origin")
-            if path != "/":
-                raise ValueError(
-                    f"origin is scheme://host[:port], without a path: {item[:200]!r};"
-                    " to send the token under a path only, use adapter.mount(session, prefix)"
-                )
-            self._serve(named, "/")
         self._coordinator = Coordinator(
             store,
             refresher,
@@ -244,13 +225,13 @@ class RefreshAdapter(HTTPAdapter):
     def __repr__(self) -> str:
         return (
             f"<{type(self).__name__} store={self.store!r}"
-            f" origins={list(self._named)!r} generation={self.stats.generation}>"
+            f" origins={list(self._scope.named)!r} generation={self.stats.generation}>"
         )
 
     @property
     def origins(self) -> tuple[str, ...]:
         """The origins that get the token, as ``scheme://host[:port]``, in the order given."""
-        return self._named
+        return self._scope.named
 
     @property
     def stats(self) -> RefreshStats:
@@ -267,25 +248,9 @@ class RefreshAdapter(HTTPAdapter):
         the form requests sends (``https://bücher.example/`` as
         ``https://xn--bcher-kva.example/``), so that its requests do reach the adapter.
         """
-        origin, path, url = split_prefix(prefix, what="prefix")
-        if not urllib.parse.urlsplit(prefix).path.endswith("/"):
-            raise ValueError(
-                f"prefix must end with '/' ({prefix[:200]!r} would also match other hosts):"
-                f" use {prefix[:200] + '/'!r}"
-            )
+        origin, path, url = mount_prefix(prefix)
         session.mount(url, self)
-        self._serve(origin, path.lower())
-
-    def _serve(self, origin: Origin, path: str) -> None:
-        """Send the token to ``origin`` under ``path`` (``"/"``: the whole origin) from now on."""
-        name = format_origin(origin)
-        if path == "/":
-            self._origins = self._origins | {origin}
-            self._paths = {key: paths for key, paths in self._paths.items() if key != origin}
-        elif origin not in self._origins:
-            self._paths = {**self._paths, origin: (*self._paths.get(origin, ()), path)}
-        self._named = tuple(dict.fromkeys((*self._named, name)))
-        self._served = tuple(dict.fromkeys((*self._served, name + path.rstrip("/"))))
+        self._scope = self._scope.serving(origin, path)
 
     def send(
         self,
@@ -378,13 +343,10 @@ class RefreshAdapter(HTTPAdapter):
 
     def _serves(self, url: str) -> bool:
         """Whether ``url`` gets the token; warns (once) when it was routed here but not."""
-        origin = origin_of(url)
-        if origin in self._origins:
+        scope = self._scope
+        if scope.covers(url):
             return True
-        paths = self._paths.get(origin) if origin is not None else None
-        if paths is not None and urllib.parse.urlsplit(url).path.lower().startswith(paths):
-            return True
-        if not self._named:
+        if not scope.named:
             raise NoOriginError(
                 "RefreshAdapter does not know which origin its token is for, so it sent"
                 " nothing (session.mount() does not tell it): mount it with"
@@ -393,12 +355,10 @@ class RefreshAdapter(HTTPAdapter):
             )
         if not self._warned_foreign:
             self._warned_foreign = True
-            where = "a URL" if origin is None else format_origin(origin)[:100]
-            if paths is not None:
-                where += urllib.parse.urlsplit(url).path[:100]
+            where = scope.describe(url)
             warnings.warn(
                 f"RefreshAdapter sent a request to {where} without the token: it sends the"
-                f" token only to {', '.join(self._served)}. If {where} should get it, mount"
+                f" token only to {', '.join(scope.served)}. If {where} should get it, mount"
                 f" with adapter.mount(session, '{where}/') or add it to origin=; otherwise"
                 " mount the adapter on its API's origin only (this warning is shown once)",
                 UserWarning,
