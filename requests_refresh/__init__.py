@@ -12,7 +12,9 @@ import logging
 from importlib.metadata import PackageNotFoundError, version
 
 from .adapter import RefreshAdapter, default_should_refresh
+from .client_key import ClientKey
 from .coordinator import RefreshStats
+from .dpop import DPoPKey
 from .exceptions import (
     AuthorizationDeniedError,
     DiscoveryError,
@@ -54,6 +56,8 @@ from .token import Token
 __all__ = [
     "AuthorizationDeniedError",
     "ClientCredentialsGrant",
+    "ClientKey",
+    "DPoPKey",
     "DeviceAuthorization",
     "DiscoveryError",
     "FileTokenStore",
