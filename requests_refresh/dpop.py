@@ -19,8 +19,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
-import idna
-from requests.utils import requote_uri
+import requests
 
 from ._jose import b64url, encode_segment, new_jti, require_cryptography, sign_compact
 from ._jwk import SigningKey
@@ -49,39 +48,36 @@ def access_token_hash(access_token: str) -> str:
 
 @functools.lru_cache(maxsize=256)
 def normalize_htu(url: str) -> str:
-    """The ``htu`` of a request to ``url``: its target URI without query and fragment.
+    """The ``htu`` of a request to ``url``: the URL ``requests`` sends, without query and
+    fragment (RFC 9449 section 4.2).
 
-    What a server sees: ``requests`` sends the method in upper case, the host in lower
-    case and IDNA-encoded, the path percent-encoded (``requote_uri``), an empty path as
-    ``/``, and no userinfo; ``http.client`` leaves a default port out of ``Host``. So
-    the scheme and host are lower-cased, a non-ASCII host IDNA-encoded, userinfo, query
-    and fragment dropped, the port kept unless it is the scheme's default (RFC 3986
-    section 6.2.3), the path requoted as ``requests`` does, and ``/`` when empty. The
-    path is otherwise left as sent (no dot-segment removal, no decoding of unreserved
-    characters): a server comparing without normalisation still matches it (RFC 9449
-    section 4.3 asks servers to normalise before comparing).
+    The URL is prepared as ``requests`` prepares it (scheme and host lower-cased, a
+    non-ASCII host IDNA-encoded, dot segments removed, the path percent-encoded, an empty
+    path as ``/``), then userinfo, query and fragment are dropped, and the port too when
+    it is the scheme's default (RFC 3986 section 6.2.3; ``http.client`` leaves it out of
+    ``Host`` as well). The path is otherwise kept as it goes on the wire, so that a server
+    that compares without normalising (RFC 9449 section 4.3 asks it to) still matches.
 
     Raises:
-        ValueError: not an absolute http(s) URL with a host.
+        ValueError: not an absolute http(s) URL with a host; the message does not quote
+            it (userinfo may hold a password).
     """
+    prepared = requests.PreparedRequest()
     try:
-        parts = urllib.parse.urlsplit(url)
+        prepared.prepare_url(url, None)
+        parts = urllib.parse.urlsplit(prepared.url or "")
         port = parts.port
-    except ValueError:
-        raise ValueError("htu must be an absolute http(s) URL with a valid port") from None
-    scheme = parts.scheme.lower()
-    host = parts.hostname  # lower-cased, userinfo and brackets removed
-    if scheme not in _DEFAULT_PORTS or not host:
+    except (requests.RequestException, ValueError):
+        raise ValueError(
+            "htu must be an absolute http(s) URL with a valid host and port"
+        ) from None
+    host = parts.hostname  # without userinfo and brackets
+    if parts.scheme not in _DEFAULT_PORTS or not host:
         raise ValueError("htu must be an absolute http(s) URL with a host")
-    if not host.isascii():
-        try:
-            host = idna.encode(host, uts46=True).decode("ascii")
-        except idna.IDNAError:
-            raise ValueError("htu's host is not a valid internationalised name") from None
     if ":" in host:
         host = f"[{host}]"
-    netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
-    return f"{scheme}://{netloc}{requote_uri(parts.path) or '/'}"
+    netloc = host if port in (None, _DEFAULT_PORTS[parts.scheme]) else f"{host}:{port}"
+    return f"{parts.scheme}://{netloc}{parts.path or '/'}"
 
 
 class DPoPKey:

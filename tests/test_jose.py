@@ -140,7 +140,7 @@ def test_assertion_claims_refuse_bad_arguments(
     client_id: str, audience: str, lifetime: float
 ) -> None:
     """An empty client ID or audience, or a lifetime not a positive finite number, is refused."""
-    with pytest.raises(ValueError, match="client assertion|lifetime"):
+    with pytest.raises(ValueError, match=r"client assertion|lifetime"):
         _jose.assertion_claims(client_id, audience, lifetime)
 
 
