@@ -12,7 +12,9 @@ import logging
 from importlib.metadata import PackageNotFoundError, version
 
 from .adapter import RefreshAdapter, default_should_refresh
+from .client_key import ClientKey
 from .coordinator import AcquiringRefresher, Refresher, RefreshStats
+from .dpop import DPoPKey
 from .exceptions import (
     AuthorizationDeniedError,
     DiscoveryError,
@@ -55,6 +57,8 @@ __all__ = [
     "AcquiringRefresher",
     "AuthorizationDeniedError",
     "ClientCredentialsGrant",
+    "ClientKey",
+    "DPoPKey",
     "DeviceAuthorization",
     "DiscoveryError",
     "FileTokenStore",
